@@ -1,0 +1,1 @@
+"""The `llmops` command line (Typer + Rich); heavy modules are imported inside commands."""

@@ -1,0 +1,82 @@
+"""What every CLI command shares: settings from the global options, and one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from llmops.services import Store
+    from llmops.settings import Settings
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    config: Path | None = None
+    database_url: str | None = None
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _readable_errors() -> tuple[type[Exception], ...]:
+    from llmops.gateway.keys import InvalidKeyRequest
+    from llmops.providers.registry import ProviderConfigError
+    from llmops.server.run import ServeError
+    from llmops.settings import SettingsError
+    from llmops.store.db import StoreError
+    from llmops.tracing.service import InvalidQuery, TraceNotFound
+
+    return (
+        SettingsError,
+        StoreError,
+        ServeError,
+        ProviderConfigError,
+        InvalidQuery,
+        TraceNotFound,
+        InvalidKeyRequest,
+    )
+
+
+@contextmanager
+def readable_errors() -> Iterator[None]:
+    """Turn the project's expected errors into one line on stderr and exit code 1."""
+    try:
+        yield
+    except _readable_errors() as exc:
+        message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
+        fail(str(message))
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+
+
+def settings_for(ctx: typer.Context, **overrides: Any) -> Settings:
+    from llmops.settings import load_settings
+
+    options: GlobalOptions = ctx.obj or GlobalOptions()
+    config = overrides.pop("config", None) or options.config
+    overrides.setdefault("database_url", options.database_url)
+    return load_settings(config, **overrides)
+
+
+@contextmanager
+def store_for(ctx: typer.Context) -> Iterator[Store]:
+    from llmops.services import open_store
+
+    store = open_store(settings_for(ctx))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,78 @@
+"""The `llmops` command line: thin commands over the same service functions as the REST API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmops import __version__
+from llmops.cli import keys, models, traces
+from llmops.cli._common import GlobalOptions, readable_errors, settings_for
+
+app = typer.Typer(
+    name="llmops",
+    help="Run, observe, evaluate and improve LLM applications. Start with `llmops serve`.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(traces.app, name="traces")
+app.add_typer(keys.app, name="keys")
+app.add_typer(models.app, name="models")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="llmops.yaml to read (default: ./llmops.yaml, ~/.llmops/)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Database URL (default: sqlite under ~/.llmops; env LLMOPS_DATABASE_URL)."),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Global options apply to every command."""
+    ctx.obj = GlobalOptions(config=config, database_url=database_url)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default 127.0.0.1; env LLMOPS_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (default 4000; env LLMOPS_PORT).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="llmops.yaml declaring models.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Start the gateway: OpenAI-compatible API on /v1, admin API on /api, /metrics, /healthz, /readyz.
+
+    With no config it serves the embedded model (`smollm2`) and stores traces in SQLite under
+    ~/.llmops. Without API keys it only binds a loopback address. SIGTERM drains the trace queue.
+    """
+    from llmops.server.run import serve as run_server
+
+    with readable_errors():
+        settings = settings_for(ctx, host=host, port=port, config=config, log_level=log_level)
+        run_server(settings)
+
+
+def run() -> None:
+    app()

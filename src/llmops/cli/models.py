@@ -1,0 +1,41 @@
+"""`llmops models`: the models the gateway serves, from llmops.yaml or the embedded defaults."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from llmops.cli._common import readable_errors, settings_for
+
+app = typer.Typer(help="Show the models the gateway serves.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List public model names with their provider, upstream model and prices (USD per 1M tokens)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from llmops.gateway.catalog import configured_models
+
+    with readable_errors():
+        models = configured_models(settings_for(ctx))
+    if as_json:
+        typer.echo(json.dumps([model.model_dump(exclude_none=True) for model in models], indent=2))
+        return
+    table = Table("name", "provider", "upstream model", "base url", "input $/1M", "output $/1M")
+    for model in models:
+        table.add_row(
+            model.name,
+            model.provider,
+            model.upstream_model,
+            model.base_url or "",
+            f"{model.input_price_per_1m:g}",
+            f"{model.output_price_per_1m:g}",
+        )
+    Console().print(table)

@@ -1,0 +1,78 @@
+"""API keys: create (the secret is shown once, only its SHA-256 is stored), list, revoke.
+
+Errors: :class:`InvalidKeyRequest` (a ``ValueError`` with a readable message).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Literal
+
+from llmops.ids import new_id
+from llmops.store.keys import ApiKeyRow, KeyRepository
+
+Scope = Literal["inference", "admin"]
+SCOPES: tuple[Scope, ...] = ("inference", "admin")
+SECRET_PREFIX = "sk-llmops-"
+_MIN_IMPORTED_SECRET = 20
+
+
+class InvalidKeyRequest(ValueError):
+    pass
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    row: ApiKeyRow
+    secret: str
+
+
+class KeyService:
+    def __init__(self, keys: KeyRepository) -> None:
+        self._keys = keys
+
+    def create(self, name: str, scope: str, secret: str | None = None) -> CreatedKey:
+        """A new key; ``secret`` imports a known secret (e.g. one already deployed to clients)."""
+        name = name.strip()
+        if not name:
+            raise InvalidKeyRequest("name: must not be empty")
+        if scope not in SCOPES:
+            raise InvalidKeyRequest(f"scope: expected one of {', '.join(SCOPES)}, got {scope!r}")
+        if self._keys.name_taken(name):
+            raise InvalidKeyRequest(f"name: an active key named {name!r} exists already")
+        if secret is None:
+            secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        elif len(secret) < _MIN_IMPORTED_SECRET or any(ch.isspace() for ch in secret):
+            raise InvalidKeyRequest(f"secret: needs at least {_MIN_IMPORTED_SECRET} characters and no spaces")
+        key_hash = hash_secret(secret)
+        if self._keys.find_active_by_hash(key_hash) is not None:
+            raise InvalidKeyRequest("secret: this secret belongs to another active key")
+        row = ApiKeyRow(
+            id=f"key_{new_id()}",
+            name=name,
+            scope=scope,
+            prefix=secret[: len(SECRET_PREFIX) + 4] if secret.startswith(SECRET_PREFIX) else secret[:6],
+            created_at=datetime.now(UTC),
+            revoked_at=None,
+        )
+        self._keys.add(row, key_hash)
+        return CreatedKey(row, secret)
+
+    def list(self, include_revoked: bool = False) -> list[ApiKeyRow]:
+        return self._keys.list(include_revoked)
+
+    def revoke(self, key: str) -> ApiKeyRow:
+        """Revoke by id or name; the gateway stops accepting it within ``key_cache_seconds``."""
+        for row in self._keys.list():
+            if key in (row.id, row.name):
+                when = datetime.now(UTC)
+                self._keys.revoke(row.id, when)
+                return replace(row, revoked_at=when)
+        raise InvalidKeyRequest(f"no active API key with id or name {key!r}")

@@ -1,0 +1,161 @@
+"""The ``openai`` provider: any upstream that speaks OpenAI's HTTP API.
+
+OpenAI itself, vLLM, Ollama, llama.cpp's server, TGI, LiteLLM... One pooled keep-alive
+aiohttp session serves every model of this kind. Answers are passed through byte for byte
+(streams chunk by chunk, as they arrive); only ``model`` is rewritten on the way up.
+Parameters in ``params``: ``headers`` (extra request headers), ``timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from llmops.providers.base import (
+    Payload,
+    Provider,
+    ProviderContext,
+    ProviderResult,
+    UpstreamFailure,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from llmops.settings import ModelConfig
+
+_PASSED_THROUGH_STATUSES = frozenset({400, 404, 409, 413, 422, 429})
+
+
+def _new_session(context: ProviderContext) -> aiohttp.ClientSession:
+    settings = context.settings
+    connector = aiohttp.TCPConnector(
+        limit=settings.upstream_max_connections, keepalive_timeout=30, ttl_dns_cache=300
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=settings.upstream_timeout_seconds, sock_connect=settings.upstream_connect_timeout_seconds
+    )
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, json_serialize=lambda value: orjson.dumps(value).decode()
+    )
+
+
+async def _close_session(session: aiohttp.ClientSession) -> None:
+    await session.close()
+
+
+def _upstream_message(body: bytes, status: int) -> str:
+    try:
+        error = orjson.loads(body).get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+    except (orjson.JSONDecodeError, AttributeError):
+        message = None
+    return str(message or body[:200].decode("utf-8", "replace").strip() or f"HTTP {status}")
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+    supports_tools = True
+
+    def __init__(self, config: ModelConfig, context: ProviderContext) -> None:
+        super().__init__(config, context)
+        if not config.base_url:
+            raise ValueError(f"model {config.name!r}: the openai provider needs base_url")
+        self._base_url = config.base_url.rstrip("/")
+        self._headers = {"Content-Type": "application/json", **config.params.get("headers", {})}
+        api_key = config.api_key()
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        timeout_seconds = config.params.get("timeout_seconds")
+        self._timeout = aiohttp.ClientTimeout(total=float(timeout_seconds)) if timeout_seconds else None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = self.context.resource(
+            "openai.http", lambda: _new_session(self.context), _close_session
+        )
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("OpenAIProvider.start() was not awaited")
+        return self._session
+
+    async def _post(self, path: str, payload: Payload) -> aiohttp.ClientResponse:
+        body = orjson.dumps({**payload, "model": self.upstream_model})
+        url = self._base_url + path
+        kwargs: dict[str, Any] = {"data": body, "headers": self._headers}
+        if self._timeout is not None:
+            kwargs["timeout"] = self._timeout
+        try:
+            response = await self._http().post(url, **kwargs)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"upstream {self._base_url} did not answer in time") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure(f"upstream {self._base_url} failed: {exc}") from exc
+        if response.status != 200:
+            await self._raise_for_status(response)
+        return response
+
+    async def _raise_for_status(self, response: aiohttp.ClientResponse) -> None:
+        try:
+            body = await response.read()
+        except (aiohttp.ClientError, TimeoutError):
+            body = b""
+        finally:
+            response.release()
+        message = _upstream_message(body, response.status)
+        if response.status in _PASSED_THROUGH_STATUSES:
+            raise UpstreamRejected(message, status=response.status, body=body)
+        if response.status in (401, 403):
+            raise UpstreamFailure(
+                f"upstream refused the gateway's credentials ({response.status}): {message}"
+            )
+        if response.status == 504:
+            raise UpstreamTimeout(f"upstream timed out: {message}")
+        raise UpstreamFailure(f"upstream answered {response.status}: {message}")
+
+    async def _whole(self, path: str, payload: Payload) -> ProviderResult:
+        response = await self._post(path, payload)
+        try:
+            body = await response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"upstream {self._base_url} did not finish in time") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure(f"upstream {self._base_url} broke off: {exc}") from exc
+        finally:
+            response.release()
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamFailure(f"upstream {self._base_url} answered invalid JSON") from exc
+        if not isinstance(data, dict):
+            raise UpstreamFailure(f"upstream {self._base_url} answered JSON that is not an object")
+        return ProviderResult(body, data)
+
+    async def _stream(self, path: str, payload: Payload) -> AsyncIterator[bytes]:
+        response = await self._post(path, payload)
+        try:
+            async for chunk in response.content.iter_any():
+                yield chunk
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"upstream {self._base_url} stalled mid-stream") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure(f"upstream {self._base_url} broke off mid-stream: {exc}") from exc
+        finally:
+            response.release()
+
+    async def chat(self, payload: Payload) -> ProviderResult:
+        return await self._whole("/chat/completions", payload)
+
+    def stream_chat(self, payload: Payload) -> AsyncIterator[bytes]:
+        return self._stream("/chat/completions", payload)
+
+    async def complete(self, payload: Payload) -> ProviderResult:
+        return await self._whole("/completions", payload)
+
+    def stream_complete(self, payload: Payload) -> AsyncIterator[bytes]:
+        return self._stream("/completions", payload)
+
+    async def embed(self, payload: Payload) -> ProviderResult:
+        return await self._whole("/embeddings", payload)

@@ -1,0 +1,181 @@
+"""Every setting of llmops, declared once.
+
+A value is resolved as: explicit argument > environment (``LLMOPS_*``) > config file
+(``llmops.yaml``) > default. The config file is found at ``--config`` / ``LLMOPS_CONFIG``,
+else ``./llmops.yaml``, else ``$LLMOPS_HOME/llmops.yaml`` (``~/.llmops/llmops.yaml``).
+Its top-level keys are the setting names below (without the prefix) plus ``models:``,
+the list of public model names the gateway serves.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_FILE_NAME = "llmops.yaml"
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message is one readable line."""
+
+
+class ModelConfig(BaseModel):
+    """One public model name and the provider that answers for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Public model name clients ask for.")
+    provider: str = Field(min_length=1, description="Registered provider name: openai, local, echo, ...")
+    model: str | None = Field(default=None, description="Upstream model id; defaults to `name`.")
+    base_url: str | None = Field(default=None, description="Upstream base URL, e.g. http://host:8000/v1.")
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable that holds the upstream API key."
+    )
+    input_price_per_1m: float = Field(default=0.0, ge=0, description="USD per 1M prompt tokens.")
+    output_price_per_1m: float = Field(default=0.0, ge=0, description="USD per 1M completion tokens.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Provider-specific options.")
+
+    @property
+    def upstream_model(self) -> str:
+        return self.model or self.name
+
+    def api_key(self) -> str | None:
+        """The upstream key, read from the environment when needed (never stored in config)."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_price_per_1m + completion_tokens * self.output_price_per_1m) / 1e6
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("LLMOPS_HOME") or Path.home() / ".llmops")
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration, built once at start and passed explicitly."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="forbid", validate_default=True)
+
+    home: Path = Field(default_factory=_default_home, description="Directory for the database and files.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<home>/llmops.db. Postgres: postgresql+psycopg://...",
+    )
+    config_file: Path | None = Field(default=None, description="The llmops.yaml that was read, if any.")
+    host: str = Field(default="127.0.0.1", description="Address `llmops serve` binds.")
+    port: int = Field(default=4000, ge=0, le=65535, description="Port `llmops serve` binds.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
+    upstream_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Total time for one upstream call."
+    )
+    upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    upstream_max_connections: int = Field(default=1000, ge=1, description="Pooled keep-alive connections.")
+    trace_queue_size: int = Field(default=100_000, ge=1, description="Traces held in memory before drops.")
+    trace_batch_size: int = Field(default=500, ge=1, description="Traces written per database transaction.")
+    trace_flush_seconds: float = Field(
+        default=0.25, gt=0, description="Longest wait before a batch is written."
+    )
+    trace_content: bool = Field(
+        default=True, description="Store request messages and response text in traces."
+    )
+    key_cache_seconds: float = Field(default=30.0, gt=0, description="How long a checked API key is trusted.")
+    local_threads: int | None = Field(default=None, ge=1, description="CPU threads for the embedded model.")
+    local_context_tokens: int = Field(
+        default=2048, ge=256, description="Context window of the embedded model."
+    )
+    models: tuple[ModelConfig, ...] = Field(
+        default=(), description="Models served; empty = embedded defaults."
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _unique_model_names(cls, models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
+        seen: set[str] = set()
+        for model in models:
+            if model.name in seen:
+                raise ValueError(f"model name {model.name!r} is declared twice")
+            seen.add(model.name)
+        return models
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'llmops.db'}"
+
+
+class _MappingSource(PydanticBaseSettingsSource):
+    """Settings values read from the YAML config file (lowest priority above defaults)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def find_config_file(explicit: Path | None = None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise SettingsError(f"config file not found: {explicit}")
+        return explicit
+    from_env = os.environ.get("LLMOPS_CONFIG")
+    if from_env:
+        return find_config_file(Path(from_env))
+    for candidate in (Path.cwd() / CONFIG_FILE_NAME, _default_home() / CONFIG_FILE_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "settings"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {where} in {origin}: {first['msg']}{more}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Resolve the settings: arguments > LLMOPS_* environment > llmops.yaml > defaults."""
+    path = find_config_file(config_file)
+    file_data = _read_config(path) if path else {}
+    explicit = {key: value for key, value in overrides.items() if value is not None}
+
+    class _ResolvedSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _MappingSource(settings_cls, file_data))
+
+    try:
+        resolved = _ResolvedSettings(**explicit, config_file=path)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, str(path) if path else "the environment")) from exc
+    return Settings.model_construct(**dict(resolved))

@@ -1,0 +1,84 @@
+"""The SQL tables, shared by SQLite and Postgres (JSON becomes JSONB on Postgres).
+
+Alembic migrations in ``migrations/versions`` create these; a test checks that the
+migrated schema and these definitions agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+JsonValue = JSON().with_variant(JSONB(), "postgresql")
+
+api_keys = Table(
+    "api_key",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("scope", String(20), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+traces = Table(
+    "trace",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=False),
+    Column("endpoint", String(40), nullable=False),
+    Column("api_key_id", String(40), nullable=True),
+    Column("requested_model", String(200), nullable=False),
+    Column("provider", String(100), nullable=True),
+    Column("upstream_model", String(200), nullable=True),
+    Column("stream", Boolean, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("error_type", String(100), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("request", JsonValue, nullable=True),
+    Column("response_text", Text, nullable=True),
+    Column("finish_reason", String(40), nullable=True),
+    Column("prompt_tokens", Integer, nullable=True),
+    Column("completion_tokens", Integer, nullable=True),
+    Column("usage_source", String(10), nullable=True),
+    Column("cost", Float, nullable=True),
+    Column("latency_ms", Float, nullable=False),
+    Column("ttft_ms", Float, nullable=True),
+    Column("attributes", JsonValue, nullable=True),
+    Index("ix_trace_started_at", "started_at", "id"),
+    Index("ix_trace_model_started_at", "requested_model", "started_at"),
+    Index("ix_trace_key_started_at", "api_key_id", "started_at"),
+    Index("ix_trace_status_started_at", "status", "started_at"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("trace_id", String(32), ForeignKey("trace.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("score", Float, nullable=True),
+    Column("thumb", String(4), nullable=True),
+    Column("label", String(200), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("author", String(200), nullable=True),
+)

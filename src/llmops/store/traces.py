@@ -1,0 +1,107 @@
+"""Trace and feedback rows: batched inserts from the trace writer, filtered keyset-paged reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from llmops.store.tables import feedback, traces
+
+SUMMARY_COLUMNS = (
+    "id",
+    "started_at",
+    "endpoint",
+    "api_key_id",
+    "requested_model",
+    "provider",
+    "upstream_model",
+    "stream",
+    "status",
+    "status_code",
+    "error_type",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "latency_ms",
+    "ttft_ms",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFilter:
+    model: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    api_key_id: str | None = None
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    for key in ("started_at", "ended_at", "created_at"):
+        if key in data:
+            data[key] = as_utc(data[key])
+    return data
+
+
+class TraceRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            with self._engine.begin() as connection:
+                connection.execute(insert(traces), list(rows))
+
+    def get(self, trace_id: str) -> dict[str, Any] | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(traces).where(traces.c.id == trace_id)).first()
+            if row is None:
+                return None
+            notes = connection.execute(
+                select(feedback).where(feedback.c.trace_id == trace_id).order_by(feedback.c.id)
+            ).all()
+        data = _row_dict(row)
+        data["feedback"] = [_row_dict(note) for note in notes]
+        return data
+
+    def list(self, where: TraceFilter, limit: int, before_id: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; pass the last id of a page as ``before_id`` to get the next page."""
+        conditions: list[ColumnElement[bool]] = []
+        if where.model is not None:
+            conditions.append(traces.c.requested_model == where.model)
+        if where.status is not None:
+            conditions.append(traces.c.status == where.status)
+        if where.since is not None:
+            conditions.append(traces.c.started_at >= where.since)
+        if where.api_key_id is not None:
+            conditions.append(traces.c.api_key_id == where.api_key_id)
+        if before_id is not None:
+            conditions.append(traces.c.id < before_id)
+        columns = [traces.c[name] for name in SUMMARY_COLUMNS]
+        query = select(*columns).where(*conditions).order_by(traces.c.id.desc()).limit(limit)
+        with self._engine.connect() as connection:
+            return [_row_dict(row) for row in connection.execute(query)]
+
+    def exists(self, trace_id: str) -> bool:
+        with self._engine.connect() as connection:
+            return connection.execute(select(traces.c.id).where(traces.c.id == trace_id)).first() is not None
+
+    def add_feedback(self, row: dict[str, Any]) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(insert(feedback).values(**row))
+
+    def count(self) -> int:
+        with self._engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(traces)).scalar_one())

@@ -1,0 +1,161 @@
+"""Prometheus metrics kept as plain counters in the event loop's thread.
+
+Every update runs on the event loop (one thread), so no locks are needed: an update is a
+dict lookup and an addition, cheap enough for the gateway's hot path. ``render()`` writes
+the Prometheus text exposition format (version 0.0.4).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+
+LabelValues = tuple[str, ...]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(names: tuple[str, ...], values: LabelValues, extra: str = "") -> str:
+    parts = [f'{name}="{_escape(value)}"' for name, value in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if value != int(value) else str(int(value))
+
+
+class _Metric:
+    kind = ""
+
+    def __init__(self, name: str, help_text: str, labelnames: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.help_text = help_text
+        self.labelnames = labelnames
+
+    def header(self) -> list[str]:
+        return [f"# HELP {self.name} {self.help_text}", f"# TYPE {self.name} {self.kind}"]
+
+    def lines(self) -> Iterable[str]:
+        raise NotImplementedError
+
+
+class Counter(_Metric):
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labelnames: tuple[str, ...] = ()) -> None:
+        super().__init__(name, help_text, labelnames)
+        self.values: dict[LabelValues, float] = {}
+
+    def inc(self, labels: LabelValues = (), amount: float = 1.0) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def value(self, labels: LabelValues = ()) -> float:
+        return self.values.get(labels, 0.0)
+
+    def lines(self) -> Iterable[str]:
+        for labels, value in sorted(self.values.items()):
+            yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
+
+
+class Gauge(_Metric):
+    """A value read when scraped (queue depth and the like)."""
+
+    kind = "gauge"
+
+    def __init__(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        super().__init__(name, help_text)
+        self._read = read
+
+    def lines(self) -> Iterable[str]:
+        yield f"{self.name} {_number(self._read())}"
+
+
+class Histogram(_Metric):
+    kind = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        labelnames: tuple[str, ...] = (),
+        buckets: tuple[float, ...] = LATENCY_BUCKETS,
+    ) -> None:
+        super().__init__(name, help_text, labelnames)
+        self.buckets = buckets
+        self._counts: dict[LabelValues, list[int]] = {}
+        self._sums: dict[LabelValues, float] = {}
+
+    def observe(self, labels: LabelValues, value: float) -> None:
+        counts = self._counts.get(labels)
+        if counts is None:
+            counts = self._counts[labels] = [0] * (len(self.buckets) + 1)
+            self._sums[labels] = 0.0
+        counts[bisect_left(self.buckets, value)] += 1
+        self._sums[labels] += value
+
+    def count(self, labels: LabelValues) -> int:
+        return sum(self._counts.get(labels, ()))
+
+    def lines(self) -> Iterable[str]:
+        for labels, counts in sorted(self._counts.items()):
+            cumulative = 0
+            for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else _number(bound)
+                bucket_labels = _labels(self.labelnames, labels, 'le="' + le + '"')
+                yield f"{self.name}_bucket{bucket_labels} {cumulative}"
+            yield f"{self.name}_sum{_labels(self.labelnames, labels)} {_number(self._sums[labels])}"
+            yield f"{self.name}_count{_labels(self.labelnames, labels)} {cumulative}"
+
+
+class MetricsRegistry:
+    def __init__(self) -> None:
+        self._metrics: list[_Metric] = []
+
+    def add(self, metric: _Metric) -> None:
+        if any(existing.name == metric.name for existing in self._metrics):
+            raise ValueError(f"metric {metric.name} registered twice")
+        self._metrics.append(metric)
+
+    def render(self) -> bytes:
+        lines: list[str] = []
+        for metric in self._metrics:
+            lines.extend(metric.header())
+            lines.extend(metric.lines())
+        return ("\n".join(lines) + "\n").encode()
+
+
+class GatewayMetrics:
+    """The gateway's metric set, registered on one registry per server."""
+
+    def __init__(self, registry: MetricsRegistry) -> None:
+        model_provider = ("model", "provider")
+        self.requests = Counter(
+            "llmops_requests_total",
+            "Requests answered, by model, provider and HTTP status.",
+            (*model_provider, "status"),
+        )
+        self.latency = Histogram(
+            "llmops_request_duration_seconds", "Time to the whole answer.", model_provider
+        )
+        self.ttft = Histogram(
+            "llmops_time_to_first_token_seconds", "Time to the first streamed chunk.", model_provider
+        )
+        self.tokens = Counter(
+            "llmops_tokens_total", "Tokens in (prompt) and out (completion).", ("model", "direction")
+        )
+        self.cost = Counter("llmops_cost_usd_total", "Cost in USD at the configured prices.", ("model",))
+        self.traces_written = Counter("llmops_traces_written_total", "Traces stored in the database.")
+        self.traces_dropped = Counter(
+            "llmops_traces_dropped_total", "Traces lost, by reason (queue_full, invalid).", ("reason",)
+        )
+        for metric in (self.requests, self.latency, self.ttft, self.tokens, self.cost):
+            registry.add(metric)
+        registry.add(self.traces_written)
+        registry.add(self.traces_dropped)

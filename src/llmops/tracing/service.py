@@ -1,0 +1,120 @@
+"""Reading traces and attaching human feedback: the functions behind the CLI and /api/traces.
+
+Errors: :class:`TraceNotFound` (no such trace), :class:`InvalidQuery` (bad filter, cursor or
+feedback; the message says which field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from llmops.ids import new_id
+from llmops.store.keys import KeyRepository
+from llmops.store.traces import TraceFilter, TraceRepository
+
+MAX_PAGE_SIZE = 500
+STATUSES = ("ok", "error")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class TraceNotFound(LookupError):
+    pass
+
+
+class InvalidQuery(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TracePage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackInput:
+    score: float | None = None
+    thumb: Literal["up", "down"] | None = None
+    label: str | None = None
+    comment: str | None = None
+    author: str | None = None
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """'30m', '2h', '7d' (ago) or an ISO 8601 timestamp (UTC when no zone is given)."""
+    text = value.strip()
+    unit = _DURATION_UNITS.get(text[-1:].lower())
+    if unit is not None and text[:-1].isdigit():
+        return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * unit)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidQuery(
+            f"since: expected a duration like 30m, 2h, 7d or an ISO time, got {value!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class TraceService:
+    def __init__(self, traces: TraceRepository, keys: KeyRepository) -> None:
+        self._traces = traces
+        self._keys = keys
+
+    def list(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        key: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> TracePage:
+        if status is not None and status not in STATUSES:
+            raise InvalidQuery(f"status: expected one of {', '.join(STATUSES)}, got {status!r}")
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidQuery(f"limit: expected 1 to {MAX_PAGE_SIZE}, got {limit}")
+        if cursor is not None and not (len(cursor) == 32 and all(c in "0123456789abcdef" for c in cursor)):
+            raise InvalidQuery(f"cursor: not a trace cursor: {cursor!r}")
+        where = TraceFilter(model=model, status=status, since=since, api_key_id=self._key_id(key))
+        items = self._traces.list(where, limit + 1, before_id=cursor)
+        more = len(items) > limit
+        items = items[:limit]
+        return TracePage(items, items[-1]["id"] if more else None)
+
+    def _key_id(self, key: str | None) -> str | None:
+        """Accept a key id or a key name."""
+        if key is None or key.startswith("key_"):
+            return key
+        for row in self._keys.list(include_revoked=True):
+            if row.name == key:
+                return row.id
+        raise InvalidQuery(f"key: no API key with id or name {key!r}")
+
+    def get(self, trace_id: str) -> dict[str, Any]:
+        trace = self._traces.get(trace_id)
+        if trace is None:
+            raise TraceNotFound(f"trace {trace_id!r} not found")
+        return trace
+
+    def add_feedback(self, trace_id: str, feedback: FeedbackInput) -> dict[str, Any]:
+        if feedback.score is None and feedback.thumb is None and not feedback.label and not feedback.comment:
+            raise InvalidQuery("feedback: give at least one of score, thumb, label or comment")
+        if feedback.thumb not in (None, "up", "down"):
+            raise InvalidQuery(f"thumb: expected up or down, got {feedback.thumb!r}")
+        if not self._traces.exists(trace_id):
+            raise TraceNotFound(f"trace {trace_id!r} not found")
+        row = {
+            "id": new_id(),
+            "trace_id": trace_id,
+            "created_at": datetime.now(UTC),
+            "score": feedback.score,
+            "thumb": feedback.thumb,
+            "label": feedback.label,
+            "comment": feedback.comment,
+            "author": feedback.author,
+        }
+        self._traces.add_feedback(row)
+        return row

@@ -1,0 +1,141 @@
+"""The batched background trace writer: the request path enqueues, never awaits the database.
+
+Records go to a bounded in-memory queue. A task on the event loop takes batches and inserts
+them in a worker thread, at most every ``flush_seconds`` or as soon as a full batch waits.
+When the database is unreachable the batch goes back to the queue and is retried with
+back-off; a full queue drops new records and counts them (``llmops_traces_dropped_total``).
+A batch the database refuses is retried row by row, with NUL characters replaced, so one bad
+row cannot hold back the others. :meth:`drain` writes everything left (SIGTERM path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+from llmops.store.traces import TraceRepository
+from llmops.tracing.metrics import GatewayMetrics
+from llmops.tracing.record import TraceRecord, without_nul
+
+log = logging.getLogger("llmops.tracing")
+
+_MAX_BACKOFF_SECONDS = 5.0
+_DRAIN_ATTEMPTS = 5
+
+
+class TraceWriter:
+    def __init__(
+        self,
+        repository: TraceRepository,
+        metrics: GatewayMetrics,
+        *,
+        max_queue: int,
+        batch_size: int,
+        flush_seconds: float,
+    ) -> None:
+        self._repository = repository
+        self._metrics = metrics
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._flush_seconds = flush_seconds
+        self._queue: deque[TraceRecord] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+        self._closing = False
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def submit(self, record: TraceRecord) -> None:
+        """Enqueue without waiting; on a full queue the record is dropped and counted."""
+        if len(self._queue) >= self._max_queue:
+            self._metrics.traces_dropped.inc(("queue_full",))
+            if self._metrics.traces_dropped.value(("queue_full",)) % 1000 == 1:
+                log.error("trace queue full (%d): dropping traces", self._max_queue)
+            return
+        self._queue.append(record)
+        if len(self._queue) >= self._batch_size and self._wakeup is not None:
+            self._wakeup.set()
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="llmops-trace-writer")
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while not self._closing:
+            if len(self._queue) < self._batch_size:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self._flush_seconds)
+                except TimeoutError:
+                    pass
+            self._wakeup.clear()
+            while self._queue and not self._closing:
+                if not await self._write_next_batch():
+                    await asyncio.sleep(min(_MAX_BACKOFF_SECONDS, 0.1 * 2**self._failures))
+                    break
+
+    async def _write_next_batch(self) -> bool:
+        """Write one batch; False (batch put back) when the database cannot be reached."""
+        count = min(self._batch_size, len(self._queue))
+        batch = [self._queue.popleft() for _ in range(count)]
+        try:
+            written, invalid = await asyncio.to_thread(self._write, batch)
+        except (OperationalError, InterfaceError) as exc:
+            self._queue.extendleft(reversed(batch))
+            self._failures = min(self._failures + 1, 10)
+            log.warning("cannot write %d traces, will retry: %s", len(batch), str(exc).splitlines()[0])
+            return False
+        self._failures = 0
+        self._metrics.traces_written.inc(amount=written)
+        if invalid:
+            self._metrics.traces_dropped.inc(("invalid",), invalid)
+        return True
+
+    def _write(self, batch: list[TraceRecord]) -> tuple[int, int]:
+        rows = [record.to_row() for record in batch]
+        try:
+            self._repository.insert_many(rows)
+            return len(rows), 0
+        except (OperationalError, InterfaceError):
+            raise
+        except DBAPIError:
+            log.warning("a batch of %d traces was refused; writing them one by one", len(rows))
+        return self._write_one_by_one(rows)
+
+    def _write_one_by_one(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
+        written = invalid = 0
+        for row in rows:
+            try:
+                self._repository.insert_many([{key: without_nul(value) for key, value in row.items()}])
+                written += 1
+            except (OperationalError, InterfaceError):
+                raise
+            except SQLAlchemyError as exc:
+                invalid += 1
+                log.error("trace %s could not be stored: %s", row.get("id"), str(exc).splitlines()[0])
+        return written, invalid
+
+    async def drain(self) -> None:
+        """Stop the background task and write every queued record (called on shutdown)."""
+        self._closing = True
+        if self._task is not None and self._wakeup is not None:
+            self._wakeup.set()
+            await self._task
+            self._task = None
+        attempts = 0
+        while self._queue and attempts < _DRAIN_ATTEMPTS:
+            if not await self._write_next_batch():
+                attempts += 1
+                await asyncio.sleep(0.2 * attempts)
+        if self._queue:
+            lost = len(self._queue)
+            self._queue.clear()
+            self._metrics.traces_dropped.inc(("shutdown",), lost)
+            log.error("database unreachable at shutdown: %d traces could not be written", lost)
