@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ class KeyRepository:
 
     def add(self, row: ApiKeyRow, key_hash: str) -> None:
         with self._engine.begin() as connection:
-            connection.execute(insert(api_keys).values(key_hash=key_hash, **row.__dict__))
+            connection.execute(insert(api_keys).values(key_hash=key_hash, **asdict(row)))
 
     def find_active_by_hash(self, key_hash: str) -> ApiKeyRow | None:
         query = select(*_columns()).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))

@@ -1,0 +1,173 @@
+"""End-to-end fixtures: a real `llmops serve` process on 127.0.0.1 and a fake OpenAI upstream."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from fake_upstream import FakeUpstream
+
+from llmops.services import open_store
+from llmops.settings import load_settings
+
+LLMOPS = [sys.executable, "-m", "llmops"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    home: Path
+    database_url: str
+    keys: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def headers(self, key: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[key]}"} if key in self.keys else {}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return int(self.process.returncode)
+
+
+def server_env(home: Path, database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_") or k.startswith("LLMOPS_TEST_")}
+    env.update({"LLMOPS_HOME": str(home), "LLMOPS_DATABASE_URL": database_url, "LLMOPS_LOG_LEVEL": "warning"})
+    env.update(extra or {})
+    return env
+
+
+def start_server(
+    tmp_path: Path,
+    *,
+    models: list[dict[str, Any]] | None,
+    keys: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    database_url: str | None = None,
+    args: list[str] | None = None,
+    ready_timeout: float = 60,
+) -> Server:
+    """Start `llmops serve` in a subprocess with its own home, config and keys; wait until ready."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    database_url = database_url or f"sqlite:///{home / 'llmops.db'}"
+    config_args: list[str] = []
+    if models is not None:
+        config = tmp_path / "llmops.yaml"
+        config.write_text(yaml.safe_dump({"models": models}))
+        config_args = ["--config", str(config)]
+    created: dict[str, str] = {}
+    if keys:
+        store = open_store(load_settings(database_url=database_url, home=home))
+        try:
+            for name, scope in keys.items():
+                created[name] = store.keys.create(name, scope).secret
+        finally:
+            store.close()
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*LLMOPS, *config_args, "serve", "--port", str(port), *(args or [])],
+            env=server_env(home, database_url, env),
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, port, home, database_url, created, log_path)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"llmops serve exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"llmops serve not ready after {ready_timeout}s:\n{server.log()}")
+
+
+def gateway_models(upstream: FakeUpstream) -> list[dict[str, Any]]:
+    """The models of the shared e2e server: echo, and fake upstream behaviours by name."""
+    def upstream_model(name: str, upstream_id: str, **extra: Any) -> dict[str, Any]:
+        return {"name": name, "provider": "openai", "base_url": upstream.base_url, "model": upstream_id, **extra}
+
+    return [
+        {"name": "echo", "provider": "echo", "input_price_per_1m": 1.0, "output_price_per_1m": 2.0},
+        upstream_model("gpt-fake", "fake-model", api_key_env="FAKE_UPSTREAM_KEY", input_price_per_1m=3.0),
+        upstream_model("gpt-tools", "fake-tools"),
+        upstream_model("gpt-no-usage", "fake-no-usage"),
+        upstream_model("gpt-400", "fake-400"),
+        upstream_model("gpt-401", "fake-401"),
+        upstream_model("gpt-429", "fake-429"),
+        upstream_model("gpt-500", "fake-500"),
+        upstream_model("gpt-bad-json", "fake-bad-json"),
+        upstream_model("gpt-slow", "fake-slow", params={"timeout_seconds": 0.5}),
+        upstream_model("gpt-broken-stream", "fake-stream-break"),
+        {"name": "gpt-down", "provider": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1"},
+    ]
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One gateway for a test module: echo + fake-upstream models, an admin and an inference key."""
+    running = start_server(
+        tmp_path_factory.mktemp("server"),
+        models=gateway_models(upstream),
+        keys={"admin": "admin", "app": "inference"},
+        env={"FAKE_UPSTREAM_KEY": "sk-upstream-secret", "LLMOPS_MAX_BODY_BYTES": "65536"},
+    )
+    yield running
+    running.stop()
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
