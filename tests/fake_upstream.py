@@ -88,7 +88,8 @@ class FakeUpstream:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         loop.run_until_complete(site.start())
         server = site._server
-        assert server is not None and server.sockets
+        assert server is not None
+        assert server.sockets
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         loop.run_forever()
@@ -125,7 +126,11 @@ class FakeUpstream:
         tool_call = None
         if model == "fake-tools" and body.get("tools"):
             name = body["tools"][0]["function"]["name"]
-            tool_call = {"id": "call_1", "type": "function", "function": {"name": name, "arguments": '{"city": "Paris"}'}}
+            tool_call = {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": name, "arguments": '{"city": "Paris"}'},
+            }
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         if body.get("stream"):
             return await self._chat_stream(request, body, text, tool_call, usage)
@@ -156,10 +161,17 @@ class FakeUpstream:
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": body["model"],
+        }
 
         async def send(choices: list[dict[str, Any]], **extra: Any) -> None:
-            await response.write(b"data: " + json.dumps({**base, "choices": choices, **extra}).encode() + b"\n\n")
+            await response.write(
+                b"data: " + json.dumps({**base, "choices": choices, **extra}).encode() + b"\n\n"
+            )
 
         await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         if body["model"] == "fake-stream-break":

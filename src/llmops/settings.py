@@ -67,17 +67,23 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL; default sqlite:///<home>/llmops.db. Postgres: postgresql+psycopg://...",
     )
-    config_file: Path | None = Field(default=None, description="The llmops.yaml that was read, if any.")
+    config: Path | None = Field(
+        default=None, description="The llmops.yaml to read (else ./llmops.yaml, else <home>/llmops.yaml)."
+    )
     host: str = Field(default="127.0.0.1", description="Address `llmops serve` binds.")
     port: int = Field(default=4000, ge=0, le=65535, description="Port `llmops serve` binds.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Server log level."
+    )
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest request body accepted."
     )
     upstream_timeout_seconds: float = Field(
         default=600.0, gt=0, description="Total time for one upstream call."
     )
-    upstream_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    upstream_connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Time to open a connection."
+    )
     upstream_max_connections: int = Field(default=1000, ge=1, description="Pooled keep-alive connections.")
     trace_queue_size: int = Field(default=100_000, ge=1, description="Traces held in memory before drops.")
     trace_batch_size: int = Field(default=500, ge=1, description="Traces written per database transaction.")
@@ -175,7 +181,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             return (init_settings, env_settings, _MappingSource(settings_cls, file_data))
 
     try:
-        resolved = _ResolvedSettings(**explicit, config_file=path)
+        resolved = _ResolvedSettings(**explicit, config=path)
     except ValidationError as exc:
         raise SettingsError(_describe(exc, str(path) if path else "the environment")) from exc
     return Settings.model_construct(**dict(resolved))

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from fake_upstream import FakeUpstream
 
+from fake_upstream import FakeUpstream
 from llmops.services import open_store
 from llmops.settings import load_settings
 
@@ -125,8 +125,15 @@ def start_server(
 
 def gateway_models(upstream: FakeUpstream) -> list[dict[str, Any]]:
     """The models of the shared e2e server: echo, and fake upstream behaviours by name."""
+
     def upstream_model(name: str, upstream_id: str, **extra: Any) -> dict[str, Any]:
-        return {"name": name, "provider": "openai", "base_url": upstream.base_url, "model": upstream_id, **extra}
+        return {
+            "name": name,
+            "provider": "openai",
+            "base_url": upstream.base_url,
+            "model": upstream_id,
+            **extra,
+        }
 
     return [
         {"name": "echo", "provider": "echo", "input_price_per_1m": 1.0, "output_price_per_1m": 2.0},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+
 from conftest import Server
 from fake_upstream import ANSWER_PREFIX, FakeUpstream
 
@@ -19,11 +20,14 @@ def test_chat_completion_sync(server: Server) -> None:
     answer = client(server).chat.completions.create(model="echo", messages=MESSAGES)
     assert answer.choices[0].message.content == "hello gateway"
     assert answer.choices[0].finish_reason == "stop"
-    assert answer.usage is not None and answer.usage.completion_tokens == 2
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens == 2
 
 
 async def test_chat_completion_async(server: Server) -> None:
-    async with openai.AsyncOpenAI(base_url=server.base_url, api_key=server.keys["app"], max_retries=0) as aclient:
+    async with openai.AsyncOpenAI(
+        base_url=server.base_url, api_key=server.keys["app"], max_retries=0
+    ) as aclient:
         answer = await aclient.chat.completions.create(model="gpt-fake", messages=MESSAGES, n=1, seed=7)
         stream = await aclient.chat.completions.create(model="echo", messages=MESSAGES, stream=True)
         parts = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
@@ -38,15 +42,21 @@ def test_streaming_with_usage(server: Server) -> None:
     chunks = list(stream)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert text == ANSWER_PREFIX + "hello gateway"
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 18
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == 18
 
 
 def test_parameters_reach_the_upstream_unchanged(server: Server, upstream: FakeUpstream) -> None:
     response_format = {"type": "json_object"}
     client(server).chat.completions.create(
-        model="gpt-fake", messages=MESSAGES, temperature=0.2, max_tokens=12, stop=["x"], seed=3,
+        model="gpt-fake",
+        messages=MESSAGES,
+        temperature=0.2,
+        max_tokens=12,
+        stop=["x"],
+        seed=3,
         response_format=response_format,  # type: ignore[arg-type]
-    )  # fmt: skip
+    )
     sent = upstream.requests[-1]
     assert sent["model"] == "fake-model"
     assert (sent["temperature"], sent["max_tokens"], sent["stop"], sent["seed"]) == (0.2, 12, ["x"], 3)
@@ -59,8 +69,12 @@ def test_tools_pass_through(server: Server) -> None:
     answer = client(server).chat.completions.create(model="gpt-tools", messages=MESSAGES, tools=tools)  # type: ignore[arg-type]
     call = answer.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert call.function.name == "weather"  # type: ignore[union-attr]
-    stream = client(server).chat.completions.create(model="gpt-tools", messages=MESSAGES, tools=tools, stream=True)  # type: ignore[arg-type]
-    deltas = [chunk.choices[0].delta for chunk in stream if chunk.choices and chunk.choices[0].delta.tool_calls]
+    stream = client(server).chat.completions.create(
+        model="gpt-tools", messages=MESSAGES, tools=tools, stream=True
+    )  # type: ignore[arg-type]
+    deltas = [
+        chunk.choices[0].delta for chunk in stream if chunk.choices and chunk.choices[0].delta.tool_calls
+    ]
     assert deltas[0].tool_calls[0].function.name == "weather"  # type: ignore[index, union-attr]
 
 
@@ -77,7 +91,8 @@ def test_completions_and_embeddings(server: Server) -> None:
     upstream_completion = api.completions.create(model="gpt-fake", prompt="p")
     assert upstream_completion.choices[0].text == ANSWER_PREFIX + "p"
     vectors = api.embeddings.create(model="echo", input=["a", "b"])  # the SDK asks for base64
-    assert len(vectors.data) == 2 and len(vectors.data[0].embedding) == 8
+    assert len(vectors.data) == 2
+    assert len(vectors.data[0].embedding) == 8
     floats = api.embeddings.create(model="echo", input="a", encoding_format="float")
     assert floats.data[0].embedding == pytest.approx(vectors.data[0].embedding, abs=1e-6)
     upstream_vectors = api.embeddings.create(model="gpt-fake", input="a")

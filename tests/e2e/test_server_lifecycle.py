@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import openai
-from conftest import LLMOPS, server_env, start_server
 
+from conftest import LLMOPS, server_env, start_server
 from llmops.services import open_store
 from llmops.settings import load_settings
 
@@ -34,7 +34,9 @@ async def _send(base_url: str, count: int, stream: bool = False) -> list[str]:
             messages = [{"role": "user", "content": f"request {index}"}]
             if stream:
                 chunks = await client.chat.completions.create(model="echo", messages=messages, stream=True)  # type: ignore[arg-type]
-                return "".join([chunk.choices[0].delta.content or "" async for chunk in chunks if chunk.choices])
+                return "".join(
+                    [chunk.choices[0].delta.content or "" async for chunk in chunks if chunk.choices]
+                )
             answer = await client.chat.completions.create(model="echo", messages=messages)  # type: ignore[arg-type]
             return answer.choices[0].message.content or ""
 
@@ -43,10 +45,15 @@ async def _send(base_url: str, count: int, stream: bool = False) -> list[str]:
 
 def test_sigterm_drains_every_trace(tmp_path: Path) -> None:
     """Traces are held back (long flush interval); SIGTERM must still store exactly N of them."""
-    server = start_server(tmp_path, models=[{"name": "echo", "provider": "echo"}],
-                          env={"LLMOPS_TRACE_FLUSH_SECONDS": "60", "LLMOPS_TRACE_BATCH_SIZE": "10000"})  # fmt: skip
+    server = start_server(
+        tmp_path,
+        models=[{"name": "echo", "provider": "echo"}],
+        env={"LLMOPS_TRACE_FLUSH_SECONDS": "60", "LLMOPS_TRACE_BATCH_SIZE": "10000"},
+    )
     answers = asyncio.run(_send(server.base_url, 40)) + asyncio.run(_send(server.base_url, 10, stream=True))
-    assert answers == [f"request {index}" for index in range(40)] + [f"request {index}" for index in range(10)]
+    assert answers == [f"request {index}" for index in range(40)] + [
+        f"request {index}" for index in range(10)
+    ]
     assert _stored_traces(server.database_url, server.home) == 0  # still queued in memory
     assert server.stop(signal.SIGTERM) in CLEAN_EXIT, server.log()
     assert _stored_traces(server.database_url, server.home) == 50
@@ -69,18 +76,27 @@ def test_sigterm_lets_requests_in_flight_finish(tmp_path: Path) -> None:
 
 def test_refuses_public_bind_without_keys(tmp_path: Path) -> None:
     env = server_env(tmp_path, f"sqlite:///{tmp_path / 'llmops.db'}")
-    result = subprocess.run([*LLMOPS, "serve", "--host", "0.0.0.0", "--port", "0"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [*LLMOPS, "serve", "--host", "0.0.0.0", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: refusing to listen on 0.0.0.0 with no API keys")
+    assert len(lines) == 1
+    assert lines[0].startswith("error: refusing to listen on 0.0.0.0 with no API keys")
 
 
 def test_open_on_loopback_without_keys(tmp_path: Path) -> None:
     server = start_server(tmp_path, models=[{"name": "echo", "provider": "echo"}])
     try:
-        answer = httpx.post(f"{server.base_url}/chat/completions",
-                            json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        answer = httpx.post(
+            f"{server.base_url}/chat/completions",
+            json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert answer.status_code == 200
         assert httpx.get(f"{server.url}/api/traces").status_code == 200
     finally:
@@ -88,12 +104,18 @@ def test_open_on_loopback_without_keys(tmp_path: Path) -> None:
 
 
 def test_server_on_postgres(tmp_path: Path, postgres_database_url: str) -> None:
-    server = start_server(tmp_path, models=[{"name": "echo", "provider": "echo"}], database_url=postgres_database_url,
-                          keys={"admin": "admin"})  # fmt: skip
+    server = start_server(
+        tmp_path,
+        models=[{"name": "echo", "provider": "echo"}],
+        database_url=postgres_database_url,
+        keys={"admin": "admin"},
+    )
     try:
         client = openai.OpenAI(base_url=server.base_url, api_key=server.keys["admin"], max_retries=0)
         for index in range(3):
-            client.chat.completions.create(model="echo", messages=[{"role": "user", "content": f"pg {index}"}])
+            client.chat.completions.create(
+                model="echo", messages=[{"role": "user", "content": f"pg {index}"}]
+            )
     finally:
         assert server.stop() in CLEAN_EXIT
     assert _stored_traces(postgres_database_url, server.home) == 3

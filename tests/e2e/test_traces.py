@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import LLMOPS, Server, server_env, wait_for
 from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import LLMOPS, Server, server_env, wait_for
 
 
 def _traces(server: Server, **params: Any) -> dict[str, Any]:
@@ -46,11 +47,15 @@ def api(server: Server) -> openai.OpenAI:
 
 def test_chat_is_traced_with_usage_cost_and_key(server: Server, api: openai.OpenAI) -> None:
     marker = uuid.uuid4().hex
-    answer = api.chat.completions.create(model="echo", messages=[{"role": "user", "content": f"trace me {marker}"}])
+    answer = api.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": f"trace me {marker}"}]
+    )
     assert answer.usage is not None
     trace = _find(server, marker, model="echo")
-    assert trace["status"] == "ok" and trace["status_code"] == 200
-    assert trace["provider"] == "echo" and trace["upstream_model"] == "echo"
+    assert trace["status"] == "ok"
+    assert trace["status_code"] == 200
+    assert trace["provider"] == "echo"
+    assert trace["upstream_model"] == "echo"
     assert trace["request"]["messages"][0]["content"] == f"trace me {marker}"
     assert trace["response_text"] == f"trace me {marker}"
     assert trace["finish_reason"] == "stop"
@@ -59,7 +64,8 @@ def test_chat_is_traced_with_usage_cost_and_key(server: Server, api: openai.Open
     expected_cost = (answer.usage.prompt_tokens * 1.0 + answer.usage.completion_tokens * 2.0) / 1e6
     assert trace["cost"] == pytest.approx(expected_cost)
     assert trace["api_key_id"].startswith("key_")
-    assert trace["latency_ms"] > 0 and trace["ttft_ms"] is None
+    assert trace["latency_ms"] > 0
+    assert trace["ttft_ms"] is None
 
 
 def test_stream_is_traced_with_time_to_first_token(server: Server, api: openai.OpenAI) -> None:
@@ -69,7 +75,8 @@ def test_stream_is_traced_with_time_to_first_token(server: Server, api: openai.O
     trace = _find(server, marker, model="gpt-fake")
     assert trace["stream"] is True
     assert trace["response_text"] == f"fake answer to: stream {marker}"
-    assert trace["ttft_ms"] is not None and 0 < trace["ttft_ms"] <= trace["latency_ms"]
+    assert trace["ttft_ms"] is not None
+    assert 0 < trace["ttft_ms"] <= trace["latency_ms"]
     assert trace["usage_source"] == "counted"  # no include_usage: counted offline
     assert trace["completion_tokens"] > 0
 
@@ -87,7 +94,8 @@ def test_errors_are_traced(server: Server, api: openai.OpenAI) -> None:
     with pytest.raises(openai.RateLimitError):
         api.chat.completions.create(model="gpt-429", messages=[{"role": "user", "content": marker}])
     trace = _find(server, marker, status="error")
-    assert trace["status_code"] == 429 and "slow down" in trace["error_message"]
+    assert trace["status_code"] == 429
+    assert "slow down" in trace["error_message"]
     with pytest.raises(openai.NotFoundError):
         api.chat.completions.create(model=f"missing-{marker}", messages=[{"role": "user", "content": "x"}])
     missing = wait_for(lambda: _traces(server, model=f"missing-{marker}")["data"])
@@ -117,8 +125,11 @@ def test_feedback_round_trip(server: Server, api: openai.OpenAI) -> None:
     api.chat.completions.create(model="echo", messages=[{"role": "user", "content": marker}])
     trace = _find(server, marker)
     url = f"{server.url}/api/traces/{trace['id']}/feedback"
-    created = httpx.post(url, json={"thumb": "down", "label": "wrong", "comment": "no", "author": "ann"},
-                         headers=server.headers("admin"))  # fmt: skip
+    created = httpx.post(
+        url,
+        json={"thumb": "down", "label": "wrong", "comment": "no", "author": "ann"},
+        headers=server.headers("admin"),
+    )
     assert created.status_code == 201, created.text
     httpx.post(url, json={"score": 0.25}, headers=server.headers("admin")).raise_for_status()
     feedback = _trace(server, trace["id"])["feedback"]
@@ -134,7 +145,10 @@ def test_admin_api_errors_are_openai_shaped(server: Server) -> None:
         (httpx.get(f"{server.url}/api/traces", params={"limit": 0}, headers=admin), 400),
         (httpx.get(f"{server.url}/api/traces", params={"cursor": "zz"}, headers=admin), 400),
         (httpx.post(f"{server.url}/api/traces/nope/feedback", json={"score": 1}, headers=admin), 404),
-        (httpx.post(f"{server.url}/api/traces/nope/feedback", json={"thumb": "sideways"}, headers=admin), 400),
+        (
+            httpx.post(f"{server.url}/api/traces/nope/feedback", json={"thumb": "sideways"}, headers=admin),
+            400,
+        ),
         (httpx.post(f"{server.url}/api/traces/nope/feedback", content=b"{", headers=admin), 400),
         (httpx.get(f"{server.url}/api/nothing-here", headers=admin), 404),
         (httpx.get(f"{server.url}/api/traces"), 401),
@@ -149,13 +163,20 @@ def test_cli_reads_the_same_traces(server: Server, api: openai.OpenAI) -> None:
     api.chat.completions.create(model="echo", messages=[{"role": "user", "content": marker}])
     trace = _find(server, marker)
     env = server_env(server.home, server.database_url)
-    listed = subprocess.run([*LLMOPS, "traces", "list", "--model", "echo", "--json"], env=env,
-                            capture_output=True, text=True, check=True)  # fmt: skip
+    listed = subprocess.run(
+        [*LLMOPS, "traces", "list", "--model", "echo", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert trace["id"] in listed.stdout
     shown = subprocess.run([*LLMOPS, "traces", "show", trace["id"]], env=env, capture_output=True, text=True)
-    assert shown.returncode == 0 and marker in shown.stdout
-    given = subprocess.run([*LLMOPS, "traces", "feedback", trace["id"], "--thumb", "up"], env=env,
-                           capture_output=True, text=True)  # fmt: skip
+    assert shown.returncode == 0
+    assert marker in shown.stdout
+    given = subprocess.run(
+        [*LLMOPS, "traces", "feedback", trace["id"], "--thumb", "up"], env=env, capture_output=True, text=True
+    )
     assert given.returncode == 0
     assert _trace(server, trace["id"])["feedback"][0]["thumb"] == "up"
 
@@ -171,5 +192,7 @@ def test_metrics_are_prometheus_text(server: Server, api: openai.OpenAI) -> None
     assert requests[("echo", "200")] >= 1
     assert "llmops_request_duration_seconds" in families
     assert "llmops_time_to_first_token_seconds" in families
-    assert "llmops_tokens" in families and "llmops_cost_usd" in families
-    assert "llmops_trace_queue_depth" in families and "llmops_traces_dropped" in families
+    assert "llmops_tokens" in families
+    assert "llmops_cost_usd" in families
+    assert "llmops_trace_queue_depth" in families
+    assert "llmops_traces_dropped" in families

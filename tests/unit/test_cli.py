@@ -16,7 +16,16 @@ from llmops import __version__
 from llmops.cli.main import app
 
 LLMOPS = [sys.executable, "-m", "llmops"]
-HEAVY_MODULES = ("sqlalchemy", "fastapi", "uvicorn", "aiohttp", "llama_cpp", "onnxruntime", "quicktok", "alembic")
+HEAVY_MODULES = (
+    "sqlalchemy",
+    "fastapi",
+    "uvicorn",
+    "aiohttp",
+    "llama_cpp",
+    "onnxruntime",
+    "quicktok",
+    "alembic",
+)
 
 
 def _commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
@@ -31,14 +40,22 @@ def test_every_command_and_option_has_help() -> None:
     runner = CliRunner()
     commands = _commands(typer.main.get_command(app))
     assert {" ".join(path) for path, _ in commands} >= {
-        "serve", "traces list", "traces show", "traces feedback", "keys create", "keys list", "keys revoke",
+        "serve",
+        "traces list",
+        "traces show",
+        "traces feedback",
+        "keys create",
+        "keys list",
+        "keys revoke",
         "models list",
-    }  # fmt: skip
+    }
     for path, command in commands:
         assert (command.help or "").strip(), f"`llmops {' '.join(path)}` has no help text"
         for param in command.params:
             if param.param_type_name == "option" and param.name != "help":
-                assert (param.help or "").strip(), f"`llmops {' '.join(path)}` option {param.name} has no help"
+                assert (param.help or "").strip(), (
+                    f"`llmops {' '.join(path)}` option {param.name} has no help"
+                )
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, result.output
 
@@ -58,7 +75,12 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     database = f"sqlite:///{tmp_path / 'cli.db'}"
     env = {"PATH": "/usr/bin:/bin", "LLMOPS_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
     return subprocess.run(
-        [*LLMOPS, "--database-url", database, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+        [*LLMOPS, "--database-url", database, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
 
 
@@ -66,9 +88,11 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
     created = _run(tmp_path, "keys", "create", "--name", "ci", "--scope", "admin")
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip()
-    assert secret.startswith("sk-llmops-") and len(secret) > 40
+    assert secret.startswith("sk-llmops-")
+    assert len(secret) > 40
     listed = _run(tmp_path, "keys", "list")
-    assert "ci" in listed.stdout and secret not in listed.stdout
+    assert "ci" in listed.stdout
+    assert secret not in listed.stdout
     assert _run(tmp_path, "keys", "revoke", "ci").returncode == 0
     assert "ci" not in _run(tmp_path, "keys", "list").stdout
     assert "ci" in _run(tmp_path, "keys", "list", "--all").stdout
@@ -77,8 +101,14 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("keys", "create", "--name", "x", "--scope", "root"), "error: scope: expected one of inference, admin"),
-        (("keys", "create", "--name", "x", "--secret", "short"), "error: secret: needs at least 20 characters"),
+        (
+            ("keys", "create", "--name", "x", "--scope", "root"),
+            "error: scope: expected one of inference, admin",
+        ),
+        (
+            ("keys", "create", "--name", "x", "--secret", "short"),
+            "error: secret: needs at least 20 characters",
+        ),
         (("keys", "revoke", "nobody"), "error: no active API key with id or name 'nobody'"),
         (("traces", "list", "--since", "yesterday"), "error: since: expected a duration"),
         (("traces", "list", "--status", "fine"), "error: status: expected one of ok, error"),
@@ -97,8 +127,13 @@ def test_bad_input_is_one_readable_line(tmp_path: Path, args: tuple[str, ...], m
 
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "LLMOPS_HOME": str(tmp_path)}
-    result = subprocess.run([*LLMOPS, "--database-url", "postgresql://postgres@127.0.0.1:1/none", "keys", "list"],
-                            capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [*LLMOPS, "--database-url", "postgresql://postgres@127.0.0.1:1/none", "keys", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot connect to the database:")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -111,7 +146,8 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: invalid setting models.0.price in")
     (tmp_path / "llmops.yaml").write_text("models: [\n")
     result = _run(tmp_path, "models", "list")
-    assert result.returncode == 1 and result.stderr.startswith("error: cannot read")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot read")
 
 
 def test_models_list_shows_the_config(tmp_path: Path) -> None:
@@ -127,4 +163,5 @@ def test_models_list_shows_the_config(tmp_path: Path) -> None:
     assert [model["name"] for model in models] == ["gpt-4o-mini", "echo"]
     assert models[0]["input_price_per_1m"] == 0.15
     table = _run(tmp_path, "models", "list")
-    assert "gpt-4o-mini" in table.stdout and "0.15" in table.stdout
+    assert "gpt-4o-mini" in table.stdout
+    assert "0.15" in table.stdout

@@ -19,7 +19,9 @@ SNAPSHOT = Path(__file__).parent.parent / "snapshots" / "admin-openapi.json"
 
 def test_admin_openapi_matches_snapshot(tmp_path: Path) -> None:
     settings = load_settings(
-        home=tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", models=(ModelConfig(name="e", provider="echo"),)
+        home=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        models=(ModelConfig(name="e", provider="echo"),),
     )
     services = build_services(settings, open_allowed=True)
     try:

@@ -63,9 +63,13 @@ class Gateway:
         """Answer one request; raises GatewayError (already traced) for anything but success."""
         start = time.perf_counter()
         record = TraceRecord(
-            id=new_id(), started_at=time.time(), endpoint=endpoint.name, requested_model="", stream=False,
+            id=new_id(),
+            started_at=time.time(),
+            endpoint=endpoint.name,
+            requested_model="",
+            stream=False,
             api_key_id=principal.key_id,
-        )  # fmt: skip
+        )
         try:
             payload = validation.parse_body(body)
             record.requested_model = validation.model_name(payload)
