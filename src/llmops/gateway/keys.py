@@ -18,6 +18,7 @@ Scope = Literal["inference", "admin"]
 SCOPES: tuple[Scope, ...] = ("inference", "admin")
 SECRET_PREFIX = "sk-llmops-"
 _MIN_IMPORTED_SECRET = 20
+_MAX_NAME = 200
 
 
 class InvalidKeyRequest(ValueError):
@@ -41,8 +42,8 @@ class KeyService:
     def create(self, name: str, scope: str, secret: str | None = None) -> CreatedKey:
         """A new key; ``secret`` imports a known secret (e.g. one already deployed to clients)."""
         name = name.strip()
-        if not name:
-            raise InvalidKeyRequest("name: must not be empty")
+        if not name or len(name) > _MAX_NAME:
+            raise InvalidKeyRequest(f"name: needs 1 to {_MAX_NAME} characters")
         if scope not in SCOPES:
             raise InvalidKeyRequest(f"scope: expected one of {', '.join(SCOPES)}, got {scope!r}")
         if self._keys.name_taken(name):

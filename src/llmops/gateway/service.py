@@ -8,6 +8,7 @@ background writer's queue and the metrics are in-memory counters.
 from __future__ import annotations
 
 import base64
+import logging
 import struct
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -29,6 +30,9 @@ from llmops.tracing.record import TraceRecord
 from llmops.tracing.writer import TraceWriter
 
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer ended
+MAX_MODEL_NAME = 200  # the trace column's width; longer names are never configured models anyway
+
+log = logging.getLogger("llmops.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +76,7 @@ class Gateway:
         )
         try:
             payload = validation.parse_body(body)
-            record.requested_model = validation.model_name(payload)
+            record.requested_model = validation.model_name(payload)[:MAX_MODEL_NAME]
             record.stream = payload.get("stream") is True
             if self._record_content:
                 record.request = payload
@@ -87,6 +91,10 @@ class Gateway:
             result = await self._call(endpoint, route, payload)
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
+            self._finish_error(record, error, start)
+            raise error from exc
+        except Exception as exc:  # boundary: a provider bug must not become a 500 or an untraced request
+            error = _provider_crashed(route, exc)
             self._finish_error(record, error, start)
             raise error from exc
         if endpoint.kind == "embedding" and payload.get("encoding_format") == "base64":
@@ -134,6 +142,10 @@ class Gateway:
             error = GatewayError(502, "upstream ended the stream without sending anything")
             self._finish_error(record, error, start)
             raise error from None
+        except Exception as exc:  # boundary, as in handle()
+            error = _provider_crashed(route, exc)
+            self._finish_error(record, error, start)
+            raise error from exc
         return StreamReply(self, endpoint, route, payload, record, start, first, chunks)
 
     def _fill_from_whole(
@@ -207,6 +219,10 @@ class Gateway:
             metrics.tokens.inc((model, "completion"), record.completion_tokens)
         if record.cost:
             metrics.cost.inc((model,), record.cost)
+        if not self._record_content:
+            record.response_text = None
+            record.attributes.pop("choices", None)
+            record.attributes.pop("tool_calls", None)
         self._writer.submit(record)
 
     def _finish_error(self, record: TraceRecord, error: GatewayError, start: float) -> None:
@@ -252,6 +268,9 @@ class StreamReply:
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
             yield b"data: " + error.body() + b"\n\n"
+        except Exception as exc:  # boundary, as in Gateway.handle()
+            error = _provider_crashed(self._route, exc)
+            yield b"data: " + error.body() + b"\n\n"
         except BaseException:
             error = GatewayError(CLIENT_CLOSED, "the client closed the connection before the stream ended")
             error.error_type = "client_closed"
@@ -292,6 +311,15 @@ class StreamReply:
             record.error_type = error.error_type
             record.error_message = error.message
         gateway._finish(record, self._start, observer.first_content_at)
+
+
+def _provider_crashed(route: ModelRoute, exc: Exception) -> GatewayError:
+    log.exception(
+        "provider %s failed unexpectedly for model %s", route.provider_name, route.name, exc_info=exc
+    )
+    return GatewayError(
+        502, f"provider {route.provider_name!r} failed: {type(exc).__name__}", code="provider_error"
+    )
 
 
 async def _close_quietly(chunks: AsyncIterator[bytes]) -> None:

@@ -6,6 +6,7 @@ like the /v1 routes, so one client-side error handler fits both.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,8 @@ from llmops.gateway.errors import GatewayError
 from llmops.gateway.keys import InvalidKeyRequest
 from llmops.services import Services
 from llmops.tracing.service import MAX_PAGE_SIZE, FeedbackInput, InvalidQuery, TraceNotFound, parse_since
+
+log = logging.getLogger("llmops.admin")
 
 
 class FeedbackIn(BaseModel):
@@ -118,6 +121,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"] if part != "body")
         return _error(400, f"{where}: {first['msg']}", param=where)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unexpected error in the admin API", exc_info=exc)
+        return _error(500, "internal error; see the server log")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

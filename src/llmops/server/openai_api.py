@@ -68,6 +68,11 @@ class OpenAIRoutes:
             await send_error(send, error)
         except ClientDisconnected:
             return
+        except Exception:  # boundary: a bug of ours still answers in OpenAI's shape, and is logged
+            log.exception("unexpected error on %s", path)
+            await send_error(
+                send, GatewayError(500, "internal error in the gateway; see its log", error_type="api_error")
+            )
 
     async def _models(self, path: str, scope: Scope, send: Send) -> None:
         if scope["method"] != "GET":
