@@ -155,9 +155,19 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _describe(exc: ValidationError, origin: str) -> str:
+def _describe(exc: ValidationError, path: Path | None, explicit: dict[str, Any]) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "settings"
+    field = str(first["loc"][0]) if first["loc"] else ""
+    env_name = f"LLMOPS_{field.upper()}"
+    if field in explicit:
+        origin = "the arguments"
+    elif field and env_name in os.environ:
+        origin = f"the environment ({env_name})"
+    elif path is not None:
+        origin = str(path)
+    else:
+        origin = "the environment"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"invalid setting {where} in {origin}: {first['msg']}{more}"
 
@@ -183,5 +193,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         resolved = _ResolvedSettings(**explicit, config=path)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc, str(path) if path else "the environment")) from exc
+        raise SettingsError(_describe(exc, path, explicit)) from exc
     return Settings.model_construct(**dict(resolved))

@@ -165,3 +165,12 @@ def test_models_list_shows_the_config(tmp_path: Path) -> None:
     table = _run(tmp_path, "models", "list")
     assert "gpt-4o-mini" in table.stdout
     assert "0.15" in table.stdout
+
+
+def test_revoked_secret_cannot_be_imported_again(tmp_path: Path) -> None:
+    secret = "sk-imported-0123456789abcdef"
+    assert _run(tmp_path, "keys", "create", "--name", "old", "--secret", secret).returncode == 0
+    assert _run(tmp_path, "keys", "revoke", "old").returncode == 0
+    again = _run(tmp_path, "keys", "create", "--name", "new", "--secret", secret)
+    assert again.returncode == 1
+    assert again.stderr.startswith("error: secret: this secret belongs to another key")

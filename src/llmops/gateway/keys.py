@@ -53,8 +53,10 @@ class KeyService:
         elif len(secret) < _MIN_IMPORTED_SECRET or any(ch.isspace() for ch in secret):
             raise InvalidKeyRequest(f"secret: needs at least {_MIN_IMPORTED_SECRET} characters and no spaces")
         key_hash = hash_secret(secret)
-        if self._keys.find_active_by_hash(key_hash) is not None:
-            raise InvalidKeyRequest("secret: this secret belongs to another active key")
+        if self._keys.hash_exists(key_hash):
+            raise InvalidKeyRequest(
+                "secret: this secret belongs to another key (revoked secrets stay retired)"
+            )
         row = ApiKeyRow(
             id=f"key_{new_id()}",
             name=name,

@@ -48,43 +48,63 @@ class StreamObserver:
                 self._message(message)
 
     def _message(self, message: dict[str, Any]) -> None:
+        # the upstream's JSON is not trusted: anything of an unexpected type is skipped, so an
+        # odd chunk can never break the stream the client is receiving
         if isinstance(message.get("error"), dict):
             self.error = message["error"]
         usage = message.get("usage")
         if isinstance(usage, dict):
             self.usage = usage
-        for choice in message.get("choices") or ():
-            index = choice.get("index", 0)
+        choices = message.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            index = _index(choice)
             if self._kind == "chat":
-                delta = choice.get("delta") or {}
+                delta = choice.get("delta")
+                delta = delta if isinstance(delta, dict) else {}
                 text = delta.get("content")
-                if delta.get("tool_calls"):
+                if isinstance(delta.get("tool_calls"), list) and delta["tool_calls"]:
                     self._tool_calls(index, delta["tool_calls"])
                     self._mark_first_content()
             else:
                 text = choice.get("text")
-            if text:
+            if text and isinstance(text, str):
                 self.texts.setdefault(index, []).append(text)
                 self._mark_first_content()
-            if choice.get("finish_reason"):
-                self.finish_reasons[index] = choice["finish_reason"]
+            finish_reason = choice.get("finish_reason")
+            if finish_reason and isinstance(finish_reason, str):
+                self.finish_reasons[index] = finish_reason
 
     def _mark_first_content(self) -> None:
         if self.first_content_at is None:
             self.first_content_at = time.perf_counter()
 
-    def _tool_calls(self, index: int, calls: list[dict[str, Any]]) -> None:
+    def _tool_calls(self, index: int, calls: list[Any]) -> None:
         for call in calls:
+            if not isinstance(call, dict):
+                continue
             slot = self.tool_calls.setdefault(
-                (index, call.get("index", 0)), {"id": None, "name": "", "arguments": ""}
+                (index, _index(call)), {"id": None, "name": "", "arguments": ""}
             )
-            slot["id"] = call.get("id") or slot["id"]
-            function = call.get("function") or {}
-            slot["name"] += function.get("name") or ""
-            slot["arguments"] += function.get("arguments") or ""
+            if isinstance(call.get("id"), str) and call["id"]:
+                slot["id"] = call["id"]
+            function = call.get("function")
+            if isinstance(function, dict):
+                slot["name"] += _str(function.get("name"))
+                slot["arguments"] += _str(function.get("arguments"))
 
     def text(self, index: int = 0) -> str:
         return "".join(self.texts.get(index, ()))
 
     def all_texts(self) -> list[str]:
         return ["".join(parts) for _, parts in sorted(self.texts.items())]
+
+
+def _index(item: dict[str, Any]) -> int:
+    index = item.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else 0
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""

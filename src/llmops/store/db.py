@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 _MIGRATION_LOCK_ID = 7_201_314  # Postgres advisory lock: one replica migrates at a time
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# orjson for JSON columns: the trace writer serialises every request body it stores
+_JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
 class StoreError(Exception):
@@ -39,15 +48,20 @@ def create_database_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise StoreError(f"invalid database URL {url!r}") from exc
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _enable_sqlite_wal)
-        return engine
-    if parsed.get_backend_name() != "postgresql":
-        raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed, connect_args={"check_same_thread": False}, **_JSON_CODEC)
+            event.listen(engine, "connect", _enable_sqlite_wal)
+            return engine
+        if parsed.get_backend_name() != "postgresql":
+            raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
+        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5, **_JSON_CODEC)
+    except OSError as exc:  # the SQLite file's directory cannot be created
+        raise StoreError(f"cannot create the database directory: {exc}") from exc
+    except (ImportError, ArgumentError) as exc:  # e.g. postgresql+psycopg2 without psycopg2
+        raise StoreError(f"unsupported database driver in {parsed.drivername!r}: {exc}") from exc
 
 
 def migrate(engine: Engine) -> None:

@@ -35,6 +35,14 @@ class KeyRepository:
             found = connection.execute(query).first()
         return ApiKeyRow(*found) if found else None
 
+    def hash_exists(self, key_hash: str) -> bool:
+        """Whether any key, revoked or not, has this hash (a revoked secret is never reused)."""
+        with self._engine.connect() as connection:
+            return (
+                connection.execute(select(api_keys.c.id).where(api_keys.c.key_hash == key_hash)).first()
+                is not None
+            )
+
     def active_by_hash(self) -> dict[str, ApiKeyRow]:
         """Every usable key, keyed by hash (the gateway's in-memory cache is built from this)."""
         query = select(api_keys.c.key_hash, *_columns()).where(api_keys.c.revoked_at.is_(None))

@@ -6,6 +6,9 @@ migrated schema and these definitions agree.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -19,12 +22,39 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 
 metadata = MetaData()
 
 JsonValue = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime, stored and read back as UTC on both backends.
+
+    SQLite keeps no zone: without this, a non-UTC value would be stored as its wall-clock time
+    and compared wrongly, and values would come back naive there but aware on Postgres.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # naive values are taken to be UTC (not the session's zone)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
 
 api_keys = Table(
     "api_key",
@@ -34,16 +64,16 @@ api_keys = Table(
     Column("scope", String(20), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("prefix", String(20), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
 )
 
 traces = Table(
     "trace",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("ended_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=False),
     Column("endpoint", String(40), nullable=False),
     Column("api_key_id", String(40), nullable=True),
     Column("requested_model", String(200), nullable=False),
@@ -75,7 +105,7 @@ feedback = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("trace_id", String(32), ForeignKey("trace.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("score", Float, nullable=True),
     Column("thumb", String(4), nullable=True),
     Column("label", String(200), nullable=True),

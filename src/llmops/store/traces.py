@@ -70,7 +70,9 @@ class TraceRepository:
             if row is None:
                 return None
             notes = connection.execute(
-                select(feedback).where(feedback.c.trace_id == trace_id).order_by(feedback.c.id)
+                select(feedback)
+                .where(feedback.c.trace_id == trace_id)
+                .order_by(feedback.c.created_at, feedback.c.id)  # ids only sort to the millisecond
             ).all()
         data = _row_dict(row)
         data["feedback"] = [_row_dict(note) for note in notes]

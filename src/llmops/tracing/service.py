@@ -46,7 +46,7 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     """'30m', '2h', '7d' (ago) or an ISO 8601 timestamp (UTC when no zone is given)."""
     text = value.strip()
     unit = _DURATION_UNITS.get(text[-1:].lower())
-    if unit is not None and text[:-1].isdigit():
+    if unit is not None and text[:-1].isascii() and text[:-1].isdigit():
         return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * unit)
     try:
         moment = datetime.fromisoformat(text)

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from llmops.store.traces import TraceRepository
 from llmops.tracing.metrics import GatewayMetrics
@@ -25,6 +25,9 @@ log = logging.getLogger("llmops.tracing")
 
 _MAX_BACKOFF_SECONDS = 5.0
 _DRAIN_ATTEMPTS = 5
+# a row the database or the JSON encoder refuses (TypeError/ValueError: a value that cannot be
+# serialised; psycopg raises those unwrapped): counted as invalid, never fatal to the writer task
+_REFUSED = (SQLAlchemyError, TypeError, ValueError)
 
 
 class TraceWriter:
@@ -105,7 +108,7 @@ class TraceWriter:
             return len(rows), 0
         except (OperationalError, InterfaceError):
             raise
-        except DBAPIError:
+        except _REFUSED:
             log.warning("a batch of %d traces was refused; writing them one by one", len(rows))
         return self._write_one_by_one(rows)
 
@@ -117,7 +120,7 @@ class TraceWriter:
                 written += 1
             except (OperationalError, InterfaceError):
                 raise
-            except SQLAlchemyError as exc:
+            except _REFUSED as exc:
                 invalid += 1
                 log.error("trace %s could not be stored: %s", row.get("id"), str(exc).splitlines()[0])
         return written, invalid
