@@ -7,6 +7,7 @@ pass it down explicitly.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -73,6 +74,9 @@ class Services:
         self.writer.start()
         self.authenticator.start()
         await self.catalog.start()
+        # what exists now (modules, models, settings) lives as long as the process: keep it out of
+        # every later garbage collection, which otherwise shows as tens of milliseconds of p99
+        gc.freeze()
 
     async def stop(self) -> None:
         """Drain the trace queue first: every answered request must end up stored."""

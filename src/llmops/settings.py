@@ -86,7 +86,11 @@ class Settings(BaseSettings):
     )
     upstream_max_connections: int = Field(default=1000, ge=1, description="Pooled keep-alive connections.")
     trace_queue_size: int = Field(default=100_000, ge=1, description="Traces held in memory before drops.")
-    trace_batch_size: int = Field(default=500, ge=1, description="Traces written per database transaction.")
+    trace_batch_size: int = Field(
+        default=100,
+        ge=1,
+        description="Traces written per transaction (smaller batches hold the GIL for less).",
+    )
     trace_flush_seconds: float = Field(
         default=0.25, gt=0, description="Longest wait before a batch is written."
     )

@@ -25,6 +25,7 @@ log = logging.getLogger("llmops.tracing")
 
 _MAX_BACKOFF_SECONDS = 5.0
 _DRAIN_ATTEMPTS = 5
+_BATCHES_PER_TRIP = 8
 # a row the database or the JSON encoder refuses (TypeError/ValueError: a value that cannot be
 # serialised; psycopg raises those unwrapped): counted as invalid, never fatal to the writer task
 _REFUSED = (SQLAlchemyError, TypeError, ValueError)
@@ -85,21 +86,39 @@ class TraceWriter:
                     break
 
     async def _write_next_batch(self) -> bool:
-        """Write one batch; False (batch put back) when the database cannot be reached."""
-        count = min(self._batch_size, len(self._queue))
-        batch = [self._queue.popleft() for _ in range(count)]
-        try:
-            written, invalid = await asyncio.to_thread(self._write, batch)
-        except (OperationalError, InterfaceError) as exc:
-            self._queue.extendleft(reversed(batch))
-            self._failures = min(self._failures + 1, 10)
-            log.warning("cannot write %d traces, will retry: %s", len(batch), str(exc).splitlines()[0])
-            return False
-        self._failures = 0
+        """Write what is queued, up to a few batches per trip to the worker thread.
+
+        Each batch is its own short transaction (short GIL holds keep the request path's tail
+        latency low); several per trip keep the writer up with a busy event loop. False, with the
+        unwritten records put back, when the database cannot be reached.
+        """
+        count = min(self._batch_size * _BATCHES_PER_TRIP, len(self._queue))
+        records = [self._queue.popleft() for _ in range(count)]
+        written, invalid, unwritten, failure = await asyncio.to_thread(self._write_trip, records)
         self._metrics.traces_written.inc(amount=written)
         if invalid:
             self._metrics.traces_dropped.inc(("invalid",), invalid)
-        return True
+        if failure is None:
+            self._failures = 0
+            return True
+        self._queue.extendleft(reversed(unwritten))
+        self._failures = min(self._failures + 1, 10)
+        log.warning("cannot write %d traces, will retry: %s", len(unwritten), str(failure).splitlines()[0])
+        return False
+
+    def _write_trip(
+        self, records: list[TraceRecord]
+    ) -> tuple[int, int, list[TraceRecord], OperationalError | InterfaceError | None]:
+        written = invalid = 0
+        for start in range(0, len(records), self._batch_size):
+            batch = records[start : start + self._batch_size]
+            try:
+                batch_written, batch_invalid = self._write(batch)
+            except (OperationalError, InterfaceError) as exc:
+                return written, invalid, records[start:], exc
+            written += batch_written
+            invalid += batch_invalid
+        return written, invalid, [], None
 
     def _write(self, batch: list[TraceRecord]) -> tuple[int, int]:
         rows = [record.to_row() for record in batch]
