@@ -14,43 +14,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from llmops.model_config import DeploymentConfig, ModelConfig
+
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "DeploymentConfig",
+    "ModelConfig",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
 
 CONFIG_FILE_NAME = "llmops.yaml"
 
 
 class SettingsError(Exception):
     """The configuration cannot be used; the message is one readable line."""
-
-
-class ModelConfig(BaseModel):
-    """One public model name and the provider that answers for it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, description="Public model name clients ask for.")
-    provider: str = Field(min_length=1, description="Registered provider name: openai, local, echo, ...")
-    model: str | None = Field(default=None, description="Upstream model id; defaults to `name`.")
-    base_url: str | None = Field(default=None, description="Upstream base URL, e.g. http://host:8000/v1.")
-    api_key_env: str | None = Field(
-        default=None, description="Name of the environment variable that holds the upstream API key."
-    )
-    input_price_per_1m: float = Field(default=0.0, ge=0, description="USD per 1M prompt tokens.")
-    output_price_per_1m: float = Field(default=0.0, ge=0, description="USD per 1M completion tokens.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Provider-specific options.")
-
-    @property
-    def upstream_model(self) -> str:
-        return self.model or self.name
-
-    def api_key(self) -> str | None:
-        """The upstream key, read from the environment when needed (never stored in config)."""
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input_price_per_1m + completion_tokens * self.output_price_per_1m) / 1e6
 
 
 def _default_home() -> Path:
@@ -84,7 +67,20 @@ class Settings(BaseSettings):
     upstream_connect_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Time to open a connection."
     )
+    upstream_first_token_timeout_seconds: float | None = Field(
+        default=None, gt=0, description="Time to the first chunk of a stream (unset: only the total applies)."
+    )
     upstream_max_connections: int = Field(default=1000, ge=1, description="Pooled keep-alive connections.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by replicas (response cache), e.g. redis://127.0.0.1:6379/0.",
+    )
+    cache_max_entries: int = Field(
+        default=10_000, ge=1, description="Answers kept by the in-memory response cache (one replica)."
+    )
+    semantic_cache_max_entries: int = Field(
+        default=100_000, ge=1, description="Embeddings kept by the semantic cache index of one replica."
+    )
     trace_queue_size: int = Field(default=100_000, ge=1, description="Traces held in memory before drops.")
     trace_batch_size: int = Field(
         default=100,
@@ -93,6 +89,10 @@ class Settings(BaseSettings):
     )
     trace_flush_seconds: float = Field(
         default=0.25, gt=0, description="Longest wait before a batch is written."
+    )
+    trace_overflow: Literal["drop", "block"] = Field(
+        default="drop",
+        description="When the trace queue is full: drop (counted) or block (requests wait, nothing lost).",
     )
     trace_content: bool = Field(
         default=True, description="Store request messages and response text in traces."
@@ -114,6 +114,10 @@ class Settings(BaseSettings):
             if model.name in seen:
                 raise ValueError(f"model name {model.name!r} is declared twice")
             seen.add(model.name)
+        for model in models:
+            for other in (*model.fallbacks, *model.context_window_fallbacks):
+                if other not in seen:
+                    raise ValueError(f"model {model.name!r} falls back to {other!r}, which is not declared")
         return models
 
     @property

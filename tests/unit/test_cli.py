@@ -161,7 +161,7 @@ def test_models_list_shows_the_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     models = json.loads(result.stdout)
     assert [model["name"] for model in models] == ["gpt-4o-mini", "echo"]
-    assert models[0]["input_price_per_1m"] == 0.15
+    assert models[0]["deployments"][0]["input_price_per_1m"] == 0.15
     table = _run(tmp_path, "models", "list")
     assert "gpt-4o-mini" in table.stdout
     assert "0.15" in table.stdout

@@ -13,13 +13,13 @@ import pytest
 
 from llmops.providers import SSE_DONE, ProviderContext
 from llmops.providers.echo import EchoProvider
-from llmops.settings import ModelConfig, Settings
+from llmops.settings import DeploymentConfig, Settings
 
 USER = [{"role": "system", "content": "be kind"}, {"role": "user", "content": "the quick brown fox"}]
 
 
 def _provider(**params: Any) -> EchoProvider:
-    config = ModelConfig(name="echo", provider="echo", params=params)
+    config = DeploymentConfig(name="echo", provider="echo", params=params)
     return EchoProvider(config, ProviderContext(settings=Settings()))
 
 

@@ -43,8 +43,10 @@ class Harness:
         registry = ProviderRegistry()
         registry.register("crashing", CrashingProvider)
         models = (
-            ModelConfig(name="echo", provider="echo", input_price_per_1m=1, output_price_per_1m=1),
-            ModelConfig(name="crash", provider="crashing"),
+            ModelConfig.model_validate(
+                {"name": "echo", "provider": "echo", "input_price_per_1m": 1, "output_price_per_1m": 1}
+            ),
+            ModelConfig.model_validate({"name": "crash", "provider": "crashing"}),
         )
         self.context = ProviderContext(settings=Settings())
         catalog = ModelCatalog.build(models, registry, self.context)
@@ -129,7 +131,7 @@ async def test_streaming_embeddings_is_refused(harness: Harness) -> None:
 
 async def test_record_content_off_keeps_prompts_out(tmp_path: Path) -> None:
     harness = Harness(tmp_path)
-    harness.gateway = Gateway(harness.gateway._catalog, harness.writer, harness.metrics, record_content=False)
+    harness.gateway = Gateway(harness.gateway.catalog, harness.writer, harness.metrics, record_content=False)
     await harness.handle(_chat("echo"))
     [trace] = harness.queued()
     assert trace.request is None

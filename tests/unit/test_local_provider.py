@@ -22,10 +22,10 @@ import pytest_asyncio
 
 from llmops.providers import SSE_DONE, ProviderContext, ProviderUnavailable, UnsupportedRequest
 from llmops.providers.local import LocalProvider, packaged_models
-from llmops.settings import ModelConfig, Settings
+from llmops.settings import DeploymentConfig, Settings
 
-CHAT = ModelConfig(name="smollm2", provider="local", model="SmolLM2-135M-Instruct")
-EMBEDDING = ModelConfig(name="all-minilm-l6-v2", provider="local", params={"kind": "embedding"})
+CHAT = DeploymentConfig(name="smollm2", provider="local", model="SmolLM2-135M-Instruct")
+EMBEDDING = DeploymentConfig(name="all-minilm-l6-v2", provider="local", params={"kind": "embedding"})
 HELLO = [{"role": "user", "content": "Say hello."}]
 LONG_ANSWER = [{"role": "user", "content": "Write a very long story about a dragon."}]
 
@@ -96,7 +96,8 @@ def test_importing_the_module_imports_no_model_runtime() -> None:
 
 @needs_local
 def test_packaged_models_are_the_chat_and_embedding_defaults() -> None:
-    assert packaged_models() == (CHAT, EMBEDDING)
+    deployments = tuple(model.deployments[0].model_copy(update={"id": ""}) for model in packaged_models())
+    assert deployments == (CHAT, EMBEDDING)
 
 
 def test_no_packaged_models_without_the_local_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,10 +127,10 @@ async def test_missing_extra_is_unavailable_with_the_install_hint(monkeypatch: p
 def test_bad_params_are_config_errors(tmp_path: Any) -> None:
     context = ProviderContext(settings=Settings())
     with pytest.raises(ValueError, match="kind"):
-        LocalProvider(ModelConfig(name="m", provider="local", params={"kind": "vision"}), context)
+        LocalProvider(DeploymentConfig(name="m", provider="local", params={"kind": "vision"}), context)
     missing = str(tmp_path / "missing.gguf")
     with pytest.raises(ValueError, match="not a file"):
-        LocalProvider(ModelConfig(name="m", provider="local", params={"model_path": missing}), context)
+        LocalProvider(DeploymentConfig(name="m", provider="local", params={"model_path": missing}), context)
 
 
 async def test_tools_are_refused_before_loading_anything() -> None:
@@ -275,7 +276,7 @@ async def test_count_tokens_uses_the_models_tokenizer(chat_model: LocalProvider)
 async def test_two_names_on_one_gguf_share_one_engine(
     chat_model: LocalProvider, context: ProviderContext
 ) -> None:
-    other = LocalProvider(ModelConfig(name="tiny", provider="local", model="tiny"), context)
+    other = LocalProvider(DeploymentConfig(name="tiny", provider="local", model="tiny"), context)
     await other.start()
     assert other.ready
     assert other._loader is chat_model._loader

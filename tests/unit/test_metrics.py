@@ -157,6 +157,9 @@ def test_gateway_metrics_render_and_parse() -> None:
     metrics.traces_dropped.inc(("queue_full",))
     families = _families(registry)
     assert set(families) == {
+        "llmops_upstream_calls",
+        "llmops_fallbacks",
+        "llmops_cache_requests",
         "llmops_requests",
         "llmops_request_duration_seconds",
         "llmops_time_to_first_token_seconds",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from fake_upstream import ANSWER_PREFIX, FakeUpstream
+from llmops.model_config import Timeouts
 from llmops.providers import (
     ProviderContext,
     UpstreamFailure,
@@ -18,7 +19,7 @@ from llmops.providers import (
     UpstreamTimeout,
 )
 from llmops.providers.openai import OpenAIProvider
-from llmops.settings import ModelConfig, Settings
+from llmops.settings import DeploymentConfig, Settings
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
 KEY_ENV = "LLMOPS_TEST_UPSTREAM_KEY"
@@ -40,10 +41,20 @@ async def context() -> AsyncIterator[ProviderContext]:
 
 
 async def _provider(
-    context: ProviderContext, base_url: str, model: str = "fake-model", **params: Any
+    context: ProviderContext,
+    base_url: str,
+    model: str = "fake-model",
+    timeouts: Timeouts | None = None,
+    **params: Any,
 ) -> OpenAIProvider:
-    config = ModelConfig(
-        name="public", provider="openai", base_url=base_url, model=model, api_key_env=KEY_ENV, params=params
+    config = DeploymentConfig(
+        name="public",
+        provider="openai",
+        base_url=base_url,
+        model=model,
+        api_key_env=KEY_ENV,
+        params=params,
+        timeouts=timeouts or Timeouts(),
     )
     provider = OpenAIProvider(config, context)
     await provider.start()
@@ -193,7 +204,7 @@ async def test_upstream_bad_json(up: FakeUpstream, context: ProviderContext) -> 
 
 
 async def test_slow_upstream_times_out(up: FakeUpstream, context: ProviderContext) -> None:
-    provider = await _provider(context, up.base_url, "fake-slow", timeout_seconds=0.5)
+    provider = await _provider(context, up.base_url, "fake-slow", timeouts=Timeouts(total=0.5))
     started = time.perf_counter()
     with pytest.raises(UpstreamTimeout) as exc:
         await provider.chat({"model": "public", "messages": MESSAGES})
@@ -235,11 +246,11 @@ async def test_stream_broken_midway(up: FakeUpstream, context: ProviderContext) 
 
 async def test_missing_base_url(context: ProviderContext) -> None:
     with pytest.raises(ValueError, match="needs base_url"):
-        OpenAIProvider(ModelConfig(name="public", provider="openai"), context)
+        OpenAIProvider(DeploymentConfig(name="public", provider="openai"), context)
 
 
 async def test_start_must_be_awaited(up: FakeUpstream, context: ProviderContext) -> None:
-    config = ModelConfig(name="public", provider="openai", base_url=up.base_url)
+    config = DeploymentConfig(name="public", provider="openai", base_url=up.base_url)
     provider = OpenAIProvider(config, context)
     with pytest.raises(RuntimeError, match="start"):
         await provider.chat({"model": "public", "messages": MESSAGES})

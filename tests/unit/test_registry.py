@@ -18,7 +18,7 @@ from llmops.providers import (
 )
 from llmops.providers.echo import EchoProvider
 from llmops.providers.openai import OpenAIProvider
-from llmops.settings import ModelConfig, Settings
+from llmops.settings import DeploymentConfig, Settings
 
 PLUGIN_MODULE = "llmops_test_plugin_providers"
 
@@ -69,7 +69,7 @@ def test_register_custom_provider() -> None:
     assert registry.get("custom") is CustomProvider
     assert "custom" in registry.names()
     provider = registry.create(
-        ModelConfig(name="mine", provider="custom"), ProviderContext(settings=Settings())
+        DeploymentConfig(name="mine", provider="custom"), ProviderContext(settings=Settings())
     )
     assert isinstance(provider, CustomProvider)
     assert provider.upstream_model == "mine"
@@ -86,11 +86,11 @@ def test_register_overrides_a_builtin() -> None:
 def test_create_reports_bad_config_as_provider_config_error() -> None:
     registry = ProviderRegistry(load_plugins=False)
     context = ProviderContext(settings=Settings())
-    assert isinstance(registry.create(ModelConfig(name="e", provider="echo"), context), EchoProvider)
+    assert isinstance(registry.create(DeploymentConfig(name="e", provider="echo"), context), EchoProvider)
     with pytest.raises(ProviderConfigError, match="needs base_url"):
-        registry.create(ModelConfig(name="o", provider="openai"), context)
+        registry.create(DeploymentConfig(name="o", provider="openai"), context)
     with pytest.raises(ProviderConfigError, match="unknown provider"):
-        registry.create(ModelConfig(name="x", provider="nope"), context)
+        registry.create(DeploymentConfig(name="x", provider="nope"), context)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops.settings import ModelConfig, Settings, SettingsError, load_settings
+from llmops.settings import DeploymentConfig, ModelConfig, Settings, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -106,9 +106,12 @@ models:
     assert fast.upstream_model == "fast"
     assert gpt.upstream_model == "gpt-4o-mini"
     assert gpt.base_url == "https://api.example.com/v1"
-    assert gpt.api_key_env == "EXAMPLE_KEY"
-    assert gpt.input_price_per_1m == pytest.approx(0.15)
-    assert gpt.params == {"timeout_seconds": 30}
+    [deployment] = gpt.deployments
+    assert deployment.id == "gpt"
+    assert deployment.api_key_env == "EXAMPLE_KEY"
+    assert deployment.input_price_per_1m == pytest.approx(0.15)
+    assert deployment.params == {}  # the earlier spelling of a total time limit...
+    assert deployment.timeouts.total == 30  # ...becomes timeouts.total
 
 
 def test_duplicate_model_names() -> None:
@@ -226,22 +229,22 @@ def test_boolean_and_float_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_model_cost() -> None:
-    model = ModelConfig(name="m", provider="echo", input_price_per_1m=2.0, output_price_per_1m=8.0)
+    model = DeploymentConfig(name="m", provider="echo", input_price_per_1m=2.0, output_price_per_1m=8.0)
     assert model.cost(0, 0) == 0.0
     assert model.cost(1_000_000, 0) == pytest.approx(2.0)
     assert model.cost(1000, 500) == pytest.approx((1000 * 2.0 + 500 * 8.0) / 1e6)
-    assert ModelConfig(name="free", provider="echo").cost(10_000, 10_000) == 0.0
+    assert DeploymentConfig(name="free", provider="echo").cost(10_000, 10_000) == 0.0
 
 
 def test_model_api_key_reads_named_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    model = ModelConfig(name="m", provider="openai", api_key_env="MY_UPSTREAM_KEY")
+    model = DeploymentConfig(name="m", provider="openai", api_key_env="MY_UPSTREAM_KEY")
     monkeypatch.delenv("MY_UPSTREAM_KEY", raising=False)
     assert model.api_key() is None
     monkeypatch.setenv("MY_UPSTREAM_KEY", "sk-first")
     assert model.api_key() == "sk-first"
     monkeypatch.setenv("MY_UPSTREAM_KEY", "sk-rotated")
     assert model.api_key() == "sk-rotated"  # read when needed, not stored
-    assert ModelConfig(name="m", provider="echo").api_key() is None
+    assert DeploymentConfig(name="m", provider="echo").api_key() is None
 
 
 def test_model_config_rejects_bad_values() -> None:

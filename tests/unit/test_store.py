@@ -21,7 +21,7 @@ from llmops.store import (
     create_database_engine,
     open_database,
 )
-from llmops.store.db import normalise_url
+from llmops.store.db import head_revision, normalise_url
 from llmops.store.tables import metadata
 from llmops.tracing.record import TraceRecord
 
@@ -56,7 +56,10 @@ def test_migrations_create_the_tables(db: Engine) -> None:
     tables = set(inspect(db).get_table_names())
     assert {"api_key", "trace", "feedback", "alembic_version"} <= tables
     with db.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert (
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+            == head_revision()
+        )
 
 
 def test_open_database_twice_is_idempotent(database_url: str) -> None:
@@ -70,7 +73,7 @@ def test_open_database_twice_is_idempotent(database_url: str) -> None:
         assert TraceRepository(second).count() == 1
         with second.connect() as connection:
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert [tuple(row) for row in versions] == [("0001",)]
+        assert [tuple(row) for row in versions] == [(head_revision(),)]
     finally:
         second.dispose()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,7 +75,3 @@ def store_for(ctx: typer.Context) -> Iterator[Store]:
         yield store
     finally:
         store.close()
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

@@ -17,7 +17,7 @@ def list_models(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List public model names with their provider, upstream model and prices (USD per 1M tokens)."""
+    """List public model names with their deployments: provider, upstream model, USD per 1M tokens."""
     from rich.console import Console
     from rich.table import Table
 
@@ -28,14 +28,21 @@ def list_models(
     if as_json:
         typer.echo(json.dumps([model.model_dump(exclude_none=True) for model in models], indent=2))
         return
-    table = Table("name", "provider", "upstream model", "base url", "input $/1M", "output $/1M")
+    table = Table()
+    table.add_column("name", no_wrap=True)
+    for heading in ("deployment", "provider", "upstream model", "base url", "$/1M in / out"):
+        table.add_column(heading, overflow="fold")
     for model in models:
-        table.add_row(
-            model.name,
-            model.provider,
-            model.upstream_model,
-            model.base_url or "",
-            f"{model.input_price_per_1m:g}",
-            f"{model.output_price_per_1m:g}",
-        )
+        for number, deployment in enumerate(model.deployments):
+            name = model.name
+            if number == 0 and len(model.deployments) > 1:
+                name += f" ({model.routing})"
+            table.add_row(
+                name if number == 0 else "",
+                deployment.id,
+                deployment.provider,
+                deployment.upstream_model,
+                deployment.base_url or "",
+                f"{deployment.input_price_per_1m:g} / {deployment.output_price_per_1m:g}",
+            )
     Console().print(table)

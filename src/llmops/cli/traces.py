@@ -87,10 +87,24 @@ def show(
     timing = f"latency {trace['latency_ms']:.1f} ms"
     if trace["ttft_ms"] is not None:
         timing += f", first token {trace['ttft_ms']:.1f} ms"
+    deployment = f" (deployment {trace['deployment']})" if trace.get("deployment") else ""
     console.print(
-        f"model {trace['requested_model']} → {trace['provider']}/{trace['upstream_model']}  "
-        f"status {trace['status_code']}  {timing}"
+        f"model {trace['requested_model']} → {trace['provider']}/{trace['upstream_model']}{deployment}  "
+        f"status {trace['status_code']}  {timing}",
+        markup=False,
     )
+    if trace.get("cache_status"):
+        console.print(f"cache {trace['cache_status']}", markup=False)
+    attributes = trace.get("attributes") or {}
+    for number, attempt in enumerate(attributes.get("attempts") or [], start=1):
+        console.print(
+            f"  attempt {number}: {attempt.get('deployment')} → {attempt.get('status')} "
+            f"in {attempt.get('ms', 0):.1f} ms{' ' + attempt['error'] if attempt.get('error') else ''}",
+            markup=False,
+            highlight=False,
+        )
+    if attributes.get("truncated"):
+        console.print("[red]stream truncated: the upstream failed after the client got part of it[/red]")
     console.print(
         f"tokens {trace['prompt_tokens']} in / {trace['completion_tokens']} out ({trace['usage_source']}), "
         f"cost ${trace['cost'] or 0:.6f}, key {trace['api_key_id'] or '-'}"

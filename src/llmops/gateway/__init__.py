@@ -1,4 +1,4 @@
-"""The gateway: authentication, validation, routing to providers, tracing of every request.
+"""The gateway: authentication, validation, caching, routing to deployments, tracing of every request.
 
 Errors: :class:`GatewayError` (OpenAI-shaped, carries its HTTP status);
 :class:`InvalidKeyRequest` from the key service.
@@ -6,9 +6,11 @@ Errors: :class:`GatewayError` (OpenAI-shaped, carries its HTTP status);
 
 from llmops.gateway.auth import ANONYMOUS, Authenticator, Principal, require_admin
 from llmops.gateway.catalog import ModelCatalog, ModelRoute, configured_models
+from llmops.gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from llmops.gateway.errors import GatewayError
 from llmops.gateway.keys import SCOPES, CreatedKey, InvalidKeyRequest, KeyService
-from llmops.gateway.service import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, Gateway, StreamReply, WholeReply
+from llmops.gateway.router import Router
+from llmops.gateway.service import Gateway, StreamReply, WholeReply
 
 __all__ = [
     "ANONYMOUS",
@@ -26,6 +28,7 @@ __all__ = [
     "ModelCatalog",
     "ModelRoute",
     "Principal",
+    "Router",
     "StreamReply",
     "WholeReply",
     "configured_models",

@@ -1,4 +1,8 @@
-"""The models this gateway serves: public name → config and the provider instance answering it."""
+"""The models this gateway serves: public name → its deployments, routing strategy and policies.
+
+A catalog is built whole from the settings and never changed afterwards; a config reload builds
+a new one and swaps it in, so a request holds one consistent view from start to end.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,27 @@ from typing import Any
 
 import orjson
 
-from llmops.providers.base import Provider, ProviderContext
+from llmops.gateway.breaker import CircuitBreaker
+from llmops.gateway.deployments import Deployment
+from llmops.gateway.strategies import Strategy, strategy_for
+from llmops.model_config import DeploymentConfig, ModelConfig, Timeouts
+from llmops.providers.base import ProviderContext
 from llmops.providers.registry import ProviderRegistry
-from llmops.settings import ModelConfig, Settings
+from llmops.settings import Settings
 
 log = logging.getLogger("llmops.models")
 
-ECHO_FALLBACK = ModelConfig(name="echo", provider="echo")
+ECHO_FALLBACK = ModelConfig.model_validate({"name": "echo", "provider": "echo"})
 
 
 @dataclass(frozen=True, slots=True)
 class ModelRoute:
+    """One public model name and everything needed to answer for it."""
+
     config: ModelConfig
-    provider: Provider
+    deployments: tuple[Deployment, ...]
+    strategy: Strategy
+    needs_token_count: bool  # some deployment declares a context window
 
     @property
     def name(self) -> str:
@@ -30,7 +42,21 @@ class ModelRoute:
 
     @property
     def provider_name(self) -> str:
-        return self.config.provider
+        return self.deployments[0].provider_name
+
+    @property
+    def supports_tools(self) -> bool:
+        return any(deployment.provider.supports_tools for deployment in self.deployments)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "routing": self.config.routing,
+            "fallbacks": list(self.config.fallbacks),
+            "context_window_fallbacks": list(self.config.context_window_fallbacks),
+            "cache": self.config.cache.mode,
+            "deployments": [deployment.status() for deployment in self.deployments],
+        }
 
 
 def default_models() -> tuple[ModelConfig, ...]:
@@ -48,6 +74,22 @@ def configured_models(settings: Settings) -> tuple[ModelConfig, ...]:
     return settings.models or default_models()
 
 
+def default_timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(
+        connect=settings.upstream_connect_timeout_seconds,
+        first_token=settings.upstream_first_token_timeout_seconds,
+        total=settings.upstream_timeout_seconds,
+    )
+
+
+def effective_deployment(
+    model: ModelConfig, deployment: DeploymentConfig, defaults: Timeouts
+) -> DeploymentConfig:
+    """The deployment with its time limits resolved: model's > deployment's own > server defaults."""
+    timeouts = model.timeouts.over(deployment.timeouts.over(defaults))
+    return deployment.model_copy(update={"timeouts": timeouts})
+
+
 def model_card(config: ModelConfig, created: int) -> dict[str, Any]:
     return {"id": config.name, "object": "model", "created": created, "owned_by": config.provider}
 
@@ -62,9 +104,30 @@ class ModelCatalog:
 
     @classmethod
     def build(
-        cls, models: tuple[ModelConfig, ...], registry: ProviderRegistry, context: ProviderContext
+        cls,
+        models: tuple[ModelConfig, ...],
+        registry: ProviderRegistry,
+        context: ProviderContext,
+        *,
+        timeouts: Timeouts | None = None,
     ) -> ModelCatalog:
-        return cls([ModelRoute(config, registry.create(config, context)) for config in models])
+        defaults = timeouts or default_timeouts(context.settings)
+        routes = []
+        for model in models:
+            deployments = []
+            for declared in model.deployments:
+                config = effective_deployment(model, declared, defaults)
+                provider = registry.create(config, context)
+                deployments.append(Deployment(config, provider, CircuitBreaker(model.circuit_breaker)))
+            routes.append(
+                ModelRoute(
+                    config=model,
+                    deployments=tuple(deployments),
+                    strategy=strategy_for(model.routing),
+                    needs_token_count=any(d.context_window for d in model.deployments),
+                )
+            )
+        return cls(routes)
 
     def get(self, name: str) -> ModelRoute | None:
         return self._routes.get(name)
@@ -75,18 +138,40 @@ class ModelCatalog:
     def routes(self) -> list[ModelRoute]:
         return list(self._routes.values())
 
+    def deployments(self) -> list[Deployment]:
+        return [deployment for route in self._routes.values() for deployment in route.deployments]
+
+    def adopt_state(self, previous: ModelCatalog) -> None:
+        """Keep breakers and latency figures of deployments that a reload left unchanged."""
+        before = {deployment.identity: deployment for deployment in previous.deployments()}
+        for deployment in self.deployments():
+            earlier = before.get(deployment.identity)
+            if earlier is not None:
+                deployment.adopt(earlier)
+
     async def start(self) -> None:
         """Start every provider; one that fails is logged and stays not-ready, the rest serve."""
+        deployments = self.deployments()
         results = await asyncio.gather(
-            *(route.provider.start() for route in self._routes.values()), return_exceptions=True
+            *(deployment.provider.start() for deployment in deployments), return_exceptions=True
         )
-        for route, result in zip(self._routes.values(), results, strict=True):
+        for deployment, result in zip(deployments, results, strict=True):
             if isinstance(result, BaseException):
-                log.error("model %s (%s) failed to start: %s", route.name, route.provider_name, result)
+                log.error(
+                    "model %s deployment %s (%s) failed to start: %s",
+                    deployment.model,
+                    deployment.id,
+                    deployment.provider_name,
+                    result,
+                )
 
     def not_ready(self) -> list[str]:
-        return [route.name for route in self._routes.values() if not route.provider.ready]
+        return [
+            route.name
+            for route in self._routes.values()
+            if not any(deployment.provider.ready for deployment in route.deployments)
+        ]
 
     async def aclose(self) -> None:
-        for route in self._routes.values():
-            await route.provider.aclose()
+        for deployment in self.deployments():
+            await deployment.provider.aclose()

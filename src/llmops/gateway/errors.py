@@ -34,6 +34,7 @@ class GatewayError(Exception):
         param: str | None = None,
         code: str | None = None,
         body: bytes | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -42,6 +43,7 @@ class GatewayError(Exception):
         self.param = param
         self.code = code
         self._body = body
+        self.headers = headers or []  # extra response headers: Allow, Retry-After, ...
 
     def body(self) -> bytes:
         if self._body is not None:
@@ -60,8 +62,17 @@ class GatewayError(Exception):
                     body = None
             except orjson.JSONDecodeError:
                 body = None
+        headers = []
+        if exc.retry_after is not None:
+            headers.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
         return cls(
-            exc.status, exc.message, error_type=exc.error_type, param=exc.param, code=exc.code, body=body
+            exc.status,
+            exc.message,
+            error_type=exc.error_type,
+            param=exc.param,
+            code=exc.code,
+            body=body,
+            headers=headers,
         )
 
 

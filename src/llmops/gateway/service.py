@@ -1,8 +1,10 @@
-"""The gateway's request path: validate, route to a provider, answer, record a trace.
+"""The gateway's request path: validate → resolve the model → cache → router → answer → trace.
 
-HTTP-agnostic: the server hands in the caller and the raw body and gets back either a whole
-answer or a stream of SSE bytes. Nothing here awaits the database: the trace goes to the
-background writer's queue and the metrics are in-memory counters.
+HTTP-agnostic: the server hands in the caller, the raw body and the cache directive header, and
+gets back either a whole answer or a stream of SSE bytes, with extra response headers. Each step
+is its own object (:class:`ResponseCache`, :class:`Router`, :class:`TraceRecorder`); this module
+only strings them together. Nothing here awaits the database: the trace goes to the background
+writer's queue and the metrics are in-memory counters.
 """
 
 from __future__ import annotations
@@ -11,61 +13,74 @@ import base64
 import logging
 import struct
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from llmops.gateway import validation
 from llmops.gateway.auth import Principal
+from llmops.gateway.cache import CachePlan, ResponseCache
 from llmops.gateway.catalog import ModelCatalog, ModelRoute
+from llmops.gateway.deployments import Deployment
+from llmops.gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from llmops.gateway.errors import GatewayError
+from llmops.gateway.recorder import TraceRecorder
+from llmops.gateway.router import CallLog, Router, close_quietly
 from llmops.gateway.streams import StreamObserver
 from llmops.ids import new_id
 from llmops.providers.base import Payload, ProviderError, ProviderResult
-from llmops.providers.tokens import content_text
 from llmops.tracing.metrics import GatewayMetrics
 from llmops.tracing.record import TraceRecord
 from llmops.tracing.writer import TraceWriter
 
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer ended
 MAX_MODEL_NAME = 200  # the trace column's width; longer names are never configured models anyway
+CACHE_HEADER = b"x-llmops-cache"
 
 log = logging.getLogger("llmops.gateway")
 
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    name: str
-    kind: str  # chat | completion | embedding
-    check: Callable[[Payload], None]
-    streams: bool = True
-
-
-CHAT = Endpoint("chat.completions", "chat", validation.check_chat)
-COMPLETIONS = Endpoint("completions", "completion", validation.check_completion)
-EMBEDDINGS = Endpoint("embeddings", "embedding", validation.check_embedding, streams=False)
+__all__ = ["CHAT", "COMPLETIONS", "EMBEDDINGS", "Endpoint", "Gateway", "StreamReply", "WholeReply"]
 
 
 @dataclass(frozen=True, slots=True)
 class WholeReply:
     body: bytes
     status: int = 200
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 class Gateway:
     def __init__(
-        self, catalog: ModelCatalog, writer: TraceWriter, metrics: GatewayMetrics, *, record_content: bool
+        self,
+        catalog: ModelCatalog,
+        writer: TraceWriter,
+        metrics: GatewayMetrics,
+        *,
+        record_content: bool,
+        router: Router | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
-        self._catalog = catalog
+        self.catalog = catalog
         self._writer = writer
-        self._metrics = metrics
-        self._record_content = record_content
+        self._recorder = TraceRecorder(writer, metrics, record_content=record_content)
+        self._router = router or Router(metrics)
+        self._cache = cache
 
-    async def handle(self, endpoint: Endpoint, principal: Principal, body: bytes) -> WholeReply | StreamReply:
+    def use_catalog(self, catalog: ModelCatalog) -> ModelCatalog:
+        """Swap in a reloaded catalog; requests under way finish on the one they started with."""
+        previous, self.catalog = self.catalog, catalog
+        return previous
+
+    async def handle(
+        self, endpoint: Endpoint, principal: Principal, body: bytes, cache_directive: bytes | None = None
+    ) -> WholeReply | StreamReply:
         """Answer one request; raises GatewayError (already traced) for anything but success."""
         start = time.perf_counter()
+        admission = self._writer.admission()
+        if admission is not None:  # trace_overflow=block and the queue is full: wait for room
+            await admission
         record = TraceRecord(
             id=new_id(),
             started_at=time.time(),
@@ -74,37 +89,53 @@ class Gateway:
             stream=False,
             api_key_id=principal.key_id,
         )
+        catalog = self.catalog  # one consistent view for the whole request
+        route: ModelRoute | None = None
         try:
             payload = validation.parse_body(body)
             record.requested_model = validation.model_name(payload)[:MAX_MODEL_NAME]
             record.stream = payload.get("stream") is True
-            if self._record_content:
+            if self._recorder.record_content:
                 record.request = payload
-            route = self._route(record.requested_model, endpoint, payload)
-            record.provider, record.upstream_model = route.provider_name, route.provider.upstream_model
+            route = self._resolve(catalog, record.requested_model, endpoint, payload)
         except GatewayError as rejected:
-            self._finish_error(record, rejected, start)
+            self._recorder.finish_error(record, rejected, start, route is not None)
             raise
+        plan = None
+        if self._cache is not None and route.config.cache.mode != "off":
+            plan = self._cache.plan(route, principal, endpoint, payload, cache_directive)
+            if plan is not None:
+                hit = await self._cache.lookup(plan)
+                if hit is not None:
+                    record.cache_status = hit.kind
+                    record.attributes["cache"] = hit.describe()
+                    return self._replay(endpoint, payload, record, start, hit.data, plan)
+                record.cache_status = "miss"
+        calls = CallLog(start)
         if record.stream:
-            return await self._open_stream(endpoint, route, payload, record, start)
+            return await self._open_stream(catalog, route, endpoint, payload, record, calls, plan)
         try:
-            result = await self._call(endpoint, route, payload)
+            answer = await self._router.whole(catalog, route, endpoint, payload, calls)
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
-            self._finish_error(record, error, start)
+            self._recorder.note_calls(record, calls)
+            self._recorder.finish_error(record, error, start, True)
             raise error from exc
-        except Exception as exc:  # boundary: a provider bug must not become a 500 or an untraced request
-            error = _provider_crashed(route, exc)
-            self._finish_error(record, error, start)
-            raise error from exc
+        result = answer.result
+        self._recorder.note_calls(record, calls)
         if endpoint.kind == "embedding" and payload.get("encoding_format") == "base64":
             result = _embeddings_as_base64(result)
-        self._fill_from_whole(endpoint, route, payload, record, result.data)
-        self._finish(record, start)
-        return WholeReply(result.body)
+        self._recorder.fill_whole(endpoint, answer.deployment, payload, record, result.data)
+        headers = []
+        if plan is not None:
+            headers.append((CACHE_HEADER, b"miss"))
+            if plan.store and self._cache is not None:
+                self._cache.store(plan, _with_usage(result.data, record), record.id)
+        self._recorder.finish(record, start, True)
+        return WholeReply(result.body, headers=headers)
 
-    def _route(self, name: str, endpoint: Endpoint, payload: Payload) -> ModelRoute:
-        route = self._catalog.get(name)
+    def _resolve(self, catalog: ModelCatalog, name: str, endpoint: Endpoint, payload: Payload) -> ModelRoute:
+        route = catalog.get(name)
         if route is None:
             raise GatewayError(
                 404, f"the model {name!r} does not exist", param="model", code="model_not_found"
@@ -112,148 +143,109 @@ class Gateway:
         endpoint.check(payload)
         if payload.get("stream") and not endpoint.streams:
             raise GatewayError(400, f"{endpoint.name} cannot be streamed", param="stream")
-        if payload.get("tools") and not route.provider.supports_tools:
+        if payload.get("tools") and not route.supports_tools:
             raise GatewayError(400, f"model {name!r} does not support tools", param="tools")
         return route
 
-    async def _call(self, endpoint: Endpoint, route: ModelRoute, payload: Payload) -> ProviderResult:
-        provider = route.provider
-        if endpoint.kind == "chat":
-            return await provider.chat(payload)
-        if endpoint.kind == "completion":
-            return await provider.complete(payload)
-        return await provider.embed(payload)
-
     async def _open_stream(
-        self, endpoint: Endpoint, route: ModelRoute, payload: Payload, record: TraceRecord, start: float
-    ) -> StreamReply:
-        """Wait for the first chunk, so an upstream that refuses still gets a proper error status."""
-        provider = route.provider
-        chunks = (
-            provider.stream_chat(payload) if endpoint.kind == "chat" else provider.stream_complete(payload)
-        )
-        try:
-            first = await anext(chunks)
-        except ProviderError as exc:
-            error = GatewayError.from_provider(exc)
-            self._finish_error(record, error, start)
-            raise error from exc
-        except StopAsyncIteration:
-            error = GatewayError(502, "upstream ended the stream without sending anything")
-            self._finish_error(record, error, start)
-            raise error from None
-        except Exception as exc:  # boundary, as in handle()
-            error = _provider_crashed(route, exc)
-            self._finish_error(record, error, start)
-            raise error from exc
-        return StreamReply(self, endpoint, route, payload, record, start, first, chunks)
-
-    def _fill_from_whole(
         self,
-        endpoint: Endpoint,
+        catalog: ModelCatalog,
         route: ModelRoute,
+        endpoint: Endpoint,
         payload: Payload,
         record: TraceRecord,
+        calls: CallLog,
+        plan: CachePlan | None,
+    ) -> StreamReply:
+        """Wait for the first chunk (failing over until one comes), so a refusal gets a proper status."""
+        try:
+            opened = await self._router.stream(catalog, route, endpoint, payload, calls)
+        except ProviderError as exc:
+            error = GatewayError.from_provider(exc)
+            self._recorder.note_calls(record, calls)
+            self._recorder.finish_error(record, error, calls.start, True)
+            raise error from exc
+        self._recorder.note_calls(record, calls)
+        headers = [(CACHE_HEADER, b"miss")] if plan is not None else []
+        return StreamReply(
+            self._recorder,
+            endpoint,
+            payload,
+            record,
+            calls.start,
+            opened.first,
+            opened.rest,
+            deployment=opened.deployment,
+            cache=self._cache if plan is not None and plan.store else None,
+            plan=plan,
+            headers=headers,
+        )
+
+    def _replay(
+        self,
+        endpoint: Endpoint,
+        payload: Payload,
+        record: TraceRecord,
+        start: float,
         data: dict[str, Any],
-    ) -> None:
-        choices = data.get("choices") or []
-        if endpoint.kind != "embedding" and choices:
-            texts = [_choice_text(endpoint, choice) for choice in choices]
-            record.response_text = texts[0]
-            record.finish_reason = choices[0].get("finish_reason")
-            if len(texts) > 1:
-                record.attributes["choices"] = texts
-            if endpoint.kind == "chat":
-                tool_calls = (choices[0].get("message") or {}).get("tool_calls")
-                if tool_calls:
-                    record.attributes["tool_calls"] = tool_calls
-        usage = data.get("usage")
-        if isinstance(usage, dict) and "prompt_tokens" in usage:
-            self._set_usage(
-                record, route, usage.get("prompt_tokens"), usage.get("completion_tokens") or 0, "upstream"
+        plan: CachePlan,
+    ) -> WholeReply | StreamReply:
+        """A cached answer, in the shape this client asked for (whole JSON or SSE), traced at cost 0."""
+        from llmops.gateway.cache.replay import as_sse_events, as_whole_body
+
+        headers = [(CACHE_HEADER, (record.cache_status or "hit").encode())]
+        if record.stream:
+            events = as_sse_events(endpoint, data, payload)
+            return StreamReply(
+                self._recorder,
+                endpoint,
+                payload,
+                record,
+                start,
+                events[0],
+                _iterate(events[1:]),
+                headers=headers,
             )
-        else:
-            texts = [record.response_text or ""] + record.attributes.get("choices", [])[1:]
-            self._count_usage(endpoint, route, payload, record, texts)
-
-    def _count_usage(
-        self, endpoint: Endpoint, route: ModelRoute, payload: Payload, record: TraceRecord, texts: list[str]
-    ) -> None:
-        """Usage when the upstream reported none: count offline with the model's tokenizer."""
-        provider = route.provider
-        if endpoint.kind == "chat":
-            prompt = provider.context.tokens.count_messages(payload["messages"], provider.upstream_model)
-        else:
-            source = payload.get("prompt") if endpoint.kind == "completion" else payload.get("input")
-            items = source if isinstance(source, list) else [source]
-            prompt = sum(
-                len(item) if isinstance(item, list) else provider.count_tokens(str(item)) for item in items
-            )
-        completion = sum(provider.count_tokens(text) for text in texts if text)
-        self._set_usage(record, route, prompt, completion, "counted")
-
-    def _set_usage(
-        self, record: TraceRecord, route: ModelRoute, prompt: Any, completion: Any, source: str
-    ) -> None:
-        record.prompt_tokens = int(prompt or 0)
-        record.completion_tokens = int(completion or 0)
-        record.usage_source = source
-        record.cost = route.config.cost(record.prompt_tokens, record.completion_tokens)
-
-    def _finish(self, record: TraceRecord, start: float, first_content_at: float | None = None) -> None:
-        end = time.perf_counter()
-        record.latency_ms = (end - start) * 1000
-        record.ended_at = record.started_at + (end - start)
-        # a name no route knows is the client's free text: keep it out of metric labels
-        model = record.requested_model if record.provider else ""
-        provider = record.provider or ""
-        metrics = self._metrics
-        metrics.requests.inc((model, provider, str(record.status_code)))
-        metrics.latency.observe((model, provider), end - start)
-        if first_content_at is not None:
-            record.ttft_ms = (first_content_at - start) * 1000
-            metrics.ttft.observe((model, provider), first_content_at - start)
-        if record.prompt_tokens:
-            metrics.tokens.inc((model, "prompt"), record.prompt_tokens)
-        if record.completion_tokens:
-            metrics.tokens.inc((model, "completion"), record.completion_tokens)
-        if record.cost:
-            metrics.cost.inc((model,), record.cost)
-        if not self._record_content:
-            record.response_text = None
-            record.attributes.pop("choices", None)
-            record.attributes.pop("tool_calls", None)
-        self._writer.submit(record)
-
-    def _finish_error(self, record: TraceRecord, error: GatewayError, start: float) -> None:
-        record.status_code = error.status
-        record.error_type = error.error_type
-        record.error_message = error.message
-        self._finish(record, start)
+        body = as_whole_body(endpoint, data, payload)
+        self._recorder.fill_whole(endpoint, None, payload, record, data)
+        self._recorder.finish(record, start, True)
+        return WholeReply(body, headers=headers)
 
 
 class StreamReply:
-    """An answer streamed as SSE: iterate :meth:`chunks` to send it; the trace is written at the end."""
+    """An answer streamed as SSE: iterate :meth:`chunks` to send it; the trace is written at the end.
+
+    If the upstream fails after the first chunk went out, the client gets one explicit error event
+    and the stream ends without ``data: [DONE]``; the trace is marked truncated with what was sent.
+    A stream that completes is stored in the response cache when the request was cacheable.
+    """
 
     def __init__(
         self,
-        gateway: Gateway,
+        recorder: TraceRecorder,
         endpoint: Endpoint,
-        route: ModelRoute,
         payload: Payload,
         record: TraceRecord,
         start: float,
         first: bytes,
         rest: AsyncIterator[bytes],
+        *,
+        deployment: Deployment | None = None,
+        cache: ResponseCache | None = None,
+        plan: CachePlan | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        self._gateway = gateway
+        self._recorder = recorder
         self._endpoint = endpoint
-        self._route = route
         self._payload = payload
         self._record = record
         self._start = start
         self._first = first
         self._rest = rest
+        self._deployment = deployment
+        self._cache = cache
+        self._plan = plan
+        self.headers = headers or []
         self._observer = StreamObserver(endpoint.kind)
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
@@ -265,43 +257,32 @@ class StreamReply:
             async for chunk in self._rest:
                 observer.feed(chunk)
                 yield chunk
+            if not observer.done and observer.error is None:
+                error = GatewayError(502, "upstream ended the stream before [DONE]", code="stream_truncated")
+                yield b"data: " + error.body() + b"\n\n"
         except ProviderError as exc:
             error = GatewayError.from_provider(exc)
             yield b"data: " + error.body() + b"\n\n"
-        except Exception as exc:  # boundary, as in Gateway.handle()
-            error = _provider_crashed(self._route, exc)
+        except Exception as exc:  # boundary: a provider bug mid-stream still ends the stream cleanly
+            log.exception("stream from %s failed unexpectedly", self._record.provider, exc_info=exc)
+            error = GatewayError(
+                502, f"provider failed mid-stream: {type(exc).__name__}", code="provider_error"
+            )
             yield b"data: " + error.body() + b"\n\n"
         except BaseException:
             error = GatewayError(CLIENT_CLOSED, "the client closed the connection before the stream ended")
             error.error_type = "client_closed"
             raise
         finally:
-            await _close_quietly(self._rest)
+            await close_quietly(self._rest)
             self._complete(error)
 
     def _complete(self, error: GatewayError | None) -> None:
-        observer, record, gateway = self._observer, self._record, self._gateway
-        texts = observer.all_texts()
-        record.response_text = texts[0] if texts else ""
-        if len(texts) > 1:
-            record.attributes["choices"] = texts
-        record.finish_reason = observer.finish_reasons.get(0)
-        if observer.tool_calls:
-            record.attributes["tool_calls"] = [
-                {
-                    "id": call["id"],
-                    "type": "function",
-                    "function": {"name": call["name"], "arguments": call["arguments"]},
-                }
-                for _, call in sorted(observer.tool_calls.items())
-            ]
-        usage = observer.usage
-        if usage and "prompt_tokens" in usage:
-            gateway._set_usage(
-                record, self._route, usage["prompt_tokens"], usage.get("completion_tokens"), "upstream"
-            )
-        else:
-            gateway._count_usage(self._endpoint, self._route, self._payload, record, texts)
+        observer, record = self._observer, self._record
+        deployment = self._deployment
+        if deployment is not None:
+            deployment.in_flight -= 1
+        self._recorder.fill_stream(self._endpoint, deployment, self._payload, record, observer)
         if error is None and observer.error is not None:
             error = GatewayError(
                 502, str(observer.error.get("message") or "upstream reported an error mid-stream")
@@ -310,31 +291,31 @@ class StreamReply:
             record.status_code = error.status
             record.error_type = error.error_type
             record.error_message = error.message
-        gateway._finish(record, self._start, observer.first_content_at)
+            if error.status != CLIENT_CLOSED:
+                record.attributes["truncated"] = True
+                if deployment is not None:
+                    deployment.breaker.record_failure()
+                    deployment.observe_failure(error.message)
+        elif self._cache is not None and self._plan is not None:
+            from llmops.gateway.cache.replay import whole_from_stream
+
+            data = whole_from_stream(self._endpoint, observer, record)
+            self._cache.store(self._plan, data, record.id)
+        self._recorder.finish(record, self._start, True, observer.first_content_at)
 
 
-def _provider_crashed(route: ModelRoute, exc: Exception) -> GatewayError:
-    log.exception(
-        "provider %s failed unexpectedly for model %s", route.provider_name, route.name, exc_info=exc
-    )
-    return GatewayError(
-        502, f"provider {route.provider_name!r} failed: {type(exc).__name__}", code="provider_error"
-    )
+async def _iterate(items: list[bytes]) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
 
 
-async def _close_quietly(chunks: AsyncIterator[bytes]) -> None:
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except ProviderError:
-            return
-
-
-def _choice_text(endpoint: Endpoint, choice: dict[str, Any]) -> str:
-    if endpoint.kind == "chat":
-        return content_text((choice.get("message") or {}).get("content"))
-    return str(choice.get("text") or "")
+def _with_usage(data: dict[str, Any], record: TraceRecord) -> dict[str, Any]:
+    """A cached answer always carries usage (counted offline when the upstream gave none)."""
+    if isinstance(data.get("usage"), dict) or record.prompt_tokens is None:
+        return data
+    prompt, completion = record.prompt_tokens, record.completion_tokens or 0
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {**data, "usage": usage}
 
 
 def _embeddings_as_base64(result: ProviderResult) -> ProviderResult:

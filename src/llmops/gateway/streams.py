@@ -94,6 +94,17 @@ class StreamObserver:
                 slot["name"] += _str(function.get("name"))
                 slot["arguments"] += _str(function.get("arguments"))
 
+    def tool_call_list(self) -> list[dict[str, Any]]:
+        """The streamed tool calls of the first choices, put together as a whole message has them."""
+        return [
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call["arguments"]},
+            }
+            for _, call in sorted(self.tool_calls.items())
+        ]
+
     def text(self, index: int = 0) -> str:
         return "".join(self.texts.get(index, ()))
 

@@ -23,10 +23,20 @@ from typing import Any, ClassVar
 import orjson
 
 from llmops.providers.tokens import TokenCounter
-from llmops.settings import ModelConfig, Settings
+from llmops.settings import DeploymentConfig, Settings
 
 Payload = dict[str, Any]
 SSE_DONE = b"data: [DONE]\n\n"
+
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "too many tokens",
+)
 
 
 class ProviderError(Exception):
@@ -34,11 +44,44 @@ class ProviderError(Exception):
     error_type: str = "api_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, body: bytes | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        body: bytes | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.body = body  # an upstream's own OpenAI-shaped error body, passed through when present
         self.param = param
+        self.retry_after = retry_after  # seconds the upstream asked us to wait (Retry-After)
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying again, elsewhere or later: overload, upstream failure, timeout, refused connection."""
+        return self.status in RETRYABLE_STATUSES
+
+    @property
+    def context_exceeded(self) -> bool:
+        """The upstream says the prompt does not fit its context window (a larger model may take it)."""
+        if self.status not in (400, 413, 422):
+            return False
+        text = (self.message + " " + (self.body or b"").decode("utf-8", "replace")).lower()
+        return any(marker in text for marker in _CONTEXT_MARKERS)
+
+
+class ContextWindowExceeded(ProviderError):
+    """The counted prompt is longer than the deployment's declared context window (never sent)."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "context_length_exceeded"
+
+    @property
+    def context_exceeded(self) -> bool:
+        return True
 
 
 class UnsupportedRequest(ProviderError):
@@ -50,8 +93,10 @@ class UnsupportedRequest(ProviderError):
 class UpstreamRejected(ProviderError):
     error_type = "invalid_request_error"
 
-    def __init__(self, message: str, *, status: int, body: bytes | None = None) -> None:
-        super().__init__(message, body=body)
+    def __init__(
+        self, message: str, *, status: int, body: bytes | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, body=body, retry_after=retry_after)
         self.status = status
         if status == 429:
             self.error_type = "rate_limit_error"
@@ -126,7 +171,7 @@ class Provider:
     name: ClassVar[str] = ""
     supports_tools: ClassVar[bool] = False
 
-    def __init__(self, config: ModelConfig, context: ProviderContext) -> None:
+    def __init__(self, config: DeploymentConfig, context: ProviderContext) -> None:
         self.config = config
         self.context = context
 

@@ -53,7 +53,7 @@ from llmops.providers.base import (
     sse_event,
 )
 from llmops.providers.tokens import content_text
-from llmops.settings import ModelConfig
+from llmops.settings import DeploymentConfig, ModelConfig
 
 log = logging.getLogger("llmops.providers.local")
 
@@ -102,8 +102,12 @@ def packaged_models() -> tuple[ModelConfig, ...]:
     if default_gguf() is None or default_minilm() is None:
         return ()
     return (
-        ModelConfig(name="smollm2", provider="local", model="SmolLM2-135M-Instruct"),
-        ModelConfig(name="all-minilm-l6-v2", provider="local", params={"kind": "embedding"}),
+        ModelConfig.model_validate(
+            {"name": "smollm2", "provider": "local", "model": "SmolLM2-135M-Instruct"}
+        ),
+        ModelConfig.model_validate(
+            {"name": "all-minilm-l6-v2", "provider": "local", "params": {"kind": "embedding"}}
+        ),
     )
 
 
@@ -206,7 +210,7 @@ class LocalProvider(Provider):
     name = "local"
     supports_tools = False
 
-    def __init__(self, config: ModelConfig, context: ProviderContext) -> None:
+    def __init__(self, config: DeploymentConfig, context: ProviderContext) -> None:
         super().__init__(config, context)
         self._kind = str(config.params.get("kind", "chat"))
         if self._kind not in KINDS:

@@ -3,12 +3,16 @@
 OpenAI itself, vLLM, Ollama, llama.cpp's server, TGI, LiteLLM... One pooled keep-alive
 aiohttp session serves every model of this kind. Answers are passed through byte for byte
 (streams chunk by chunk, as they arrive); only ``model`` is rewritten on the way up.
-Parameters in ``params``: ``headers`` (extra request headers), ``timeout_seconds``.
+Parameters in ``params``: ``headers`` (extra request headers). Time limits come from the
+deployment's ``timeouts`` (connect and total here; the first-token limit is the router's).
+An upstream's ``Retry-After`` (seconds or an HTTP date) or ``retry-after-ms`` travels on the error.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -23,7 +27,7 @@ from llmops.providers.base import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from llmops.settings import ModelConfig
+from llmops.settings import DeploymentConfig
 
 _PASSED_THROUGH_STATUSES = frozenset({400, 404, 409, 413, 422, 429})
 
@@ -45,6 +49,28 @@ async def _close_session(session: aiohttp.ClientSession) -> None:
     await session.close()
 
 
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """What an upstream asked us to wait, from ``retry-after-ms`` or ``Retry-After``; None if absent."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
 def _upstream_message(body: bytes, status: int) -> str:
     try:
         error = orjson.loads(body).get("error")
@@ -58,7 +84,7 @@ class OpenAIProvider(Provider):
     name = "openai"
     supports_tools = True
 
-    def __init__(self, config: ModelConfig, context: ProviderContext) -> None:
+    def __init__(self, config: DeploymentConfig, context: ProviderContext) -> None:
         super().__init__(config, context)
         if not config.base_url:
             raise ValueError(f"model {config.name!r}: the openai provider needs base_url")
@@ -67,8 +93,12 @@ class OpenAIProvider(Provider):
         api_key = config.api_key()
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        timeout_seconds = config.params.get("timeout_seconds")
-        self._timeout = aiohttp.ClientTimeout(total=float(timeout_seconds)) if timeout_seconds else None
+        limits = config.timeouts
+        self._timeout = (
+            aiohttp.ClientTimeout(total=limits.total, sock_connect=limits.connect)
+            if limits.total is not None or limits.connect is not None
+            else None
+        )
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -105,15 +135,16 @@ class OpenAIProvider(Provider):
         finally:
             response.release()
         message = _upstream_message(body, response.status)
+        wait = retry_after_seconds(response.headers)
         if response.status in _PASSED_THROUGH_STATUSES:
-            raise UpstreamRejected(message, status=response.status, body=body)
+            raise UpstreamRejected(message, status=response.status, body=body, retry_after=wait)
         if response.status in (401, 403):
             raise UpstreamFailure(
                 f"upstream refused the gateway's credentials ({response.status}): {message}"
             )
         if response.status == 504:
             raise UpstreamTimeout(f"upstream timed out: {message}")
-        raise UpstreamFailure(f"upstream answered {response.status}: {message}")
+        raise UpstreamFailure(f"upstream answered {response.status}: {message}", retry_after=wait)
 
     async def _whole(self, path: str, payload: Payload) -> ProviderResult:
         response = await self._post(path, payload)

@@ -11,7 +11,7 @@ import importlib
 from importlib.metadata import entry_points
 
 from llmops.providers.base import Provider, ProviderContext
-from llmops.settings import ModelConfig
+from llmops.settings import DeploymentConfig
 
 ENTRY_POINT_GROUP = "llmops.providers"
 
@@ -58,7 +58,7 @@ class ProviderRegistry:
         self._classes[name] = cls
         return cls
 
-    def create(self, config: ModelConfig, context: ProviderContext) -> Provider:
+    def create(self, config: DeploymentConfig, context: ProviderContext) -> Provider:
         cls = self.get(config.provider)
         try:
             return cls(config, context)

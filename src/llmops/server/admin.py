@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -48,6 +48,12 @@ class TraceSummary(BaseModel):
     requested_model: str
     provider: str | None
     upstream_model: str | None
+    deployment: str | None = Field(
+        description="The deployment of the model that answered (or was last tried)."
+    )
+    cache_status: str | None = Field(
+        description="hit, semantic-hit or miss; null when the model has no cache."
+    )
     stream: bool
     status: str
     status_code: int
@@ -93,13 +99,11 @@ class KeyCreatedOut(KeyOut):
     secret: str = Field(description="Shown once; only its hash is stored.")
 
 
-def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
-    error = GatewayError(status, message, param=param)
-    return JSONResponse(status_code=status, content={"error": {**_error_fields(error)}})
-
-
-def _error_fields(error: GatewayError) -> dict[str, Any]:
-    return {"message": error.message, "type": error.error_type, "param": error.param, "code": error.code}
+def _error(status: int, message: str, param: str | None = None) -> Response:
+    """The same OpenAI-shaped body as the /v1 routes, from the one place that builds it."""
+    return Response(
+        GatewayError(status, message, param=param).body(), status_code=status, media_type="application/json"
+    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -73,7 +73,7 @@ async def send_bytes(
 
 
 async def send_error(send: Send, error: GatewayError) -> None:
-    headers = JSON_HEADERS
+    headers = [*JSON_HEADERS, *error.headers]
     if error.status == 401:
-        headers = [*JSON_HEADERS, (b"www-authenticate", b"Bearer")]
+        headers.append((b"www-authenticate", b"Bearer"))
     await send_bytes(send, error.status, error.body(), headers)

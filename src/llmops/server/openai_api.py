@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import logging
 
+from llmops.gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from llmops.gateway.errors import GatewayError
-from llmops.gateway.service import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, StreamReply
+from llmops.gateway.service import StreamReply
 from llmops.server.asgi import (
+    JSON_HEADERS,
     SSE_HEADERS,
     ClientDisconnected,
     Receive,
@@ -46,7 +48,7 @@ class OpenAIRoutes:
 
     @staticmethod
     def owns(path: str) -> bool:
-        return path in _POST_ROUTES or path == "/v1/models" or path.startswith("/v1/")
+        return path.startswith("/v1/") or path in _POST_ROUTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -57,9 +59,13 @@ class OpenAIRoutes:
                 if scope["method"] != "POST":
                     raise GatewayError(405, f"{path} accepts POST only")
                 body = await read_body(scope, receive, self._limit)
-                reply = await self._gateway.handle(endpoint, principal, body)
+                reply = await self._gateway.handle(
+                    endpoint, principal, body, header(scope, b"x-llmops-cache")
+                )
                 if isinstance(reply, StreamReply):
                     await _stream(reply, receive, send)
+                elif reply.headers:
+                    await send_bytes(send, reply.status, reply.body, [*JSON_HEADERS, *reply.headers])
                 else:
                     await send_bytes(send, reply.status, reply.body)
                 return
@@ -77,7 +83,7 @@ class OpenAIRoutes:
     async def _models(self, path: str, scope: Scope, send: Send) -> None:
         if scope["method"] != "GET":
             raise GatewayError(405, f"{path} accepts GET only")
-        catalog = self._services.catalog
+        catalog = self._gateway.catalog
         if path == "/v1/models":
             await send_bytes(send, 200, catalog.listing_body)
             return
@@ -98,7 +104,8 @@ async def _stream(reply: StreamReply, receive: Receive, send: Send) -> None:
     chunks = reply.chunks()
     watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
     try:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        headers = [*SSE_HEADERS, *reply.headers] if reply.headers else SSE_HEADERS
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         async for chunk in chunks:
             if watcher.done():
                 break

@@ -64,13 +64,28 @@ def create_database_engine(url: str) -> Engine:
         raise StoreError(f"unsupported database driver in {parsed.drivername!r}: {exc}") from exc
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (safe when several replicas start at once)."""
-    from alembic import command
+def _alembic_config() -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration: what a migrated database's ``alembic_version`` holds."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return str(head)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (safe when several replicas start at once)."""
+    from alembic import command
+
+    config = _alembic_config()
     try:
         with engine.begin() as connection:
             if engine.dialect.name == "postgresql":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
@@ -20,6 +20,8 @@ SUMMARY_COLUMNS = (
     "requested_model",
     "provider",
     "upstream_model",
+    "deployment",
+    "cache_status",
     "stream",
     "status",
     "status_code",
@@ -40,19 +42,9 @@ class TraceFilter:
     api_key_id: str | None = None
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def _row_dict(row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
-    for key in ("started_at", "ended_at", "created_at"):
-        if key in data:
-            data[key] = as_utc(data[key])
-    return data
+    """Timestamps come back as aware UTC datetimes already (``UtcDateTime``)."""
+    return dict(row._mapping)
 
 
 class TraceRepository:

@@ -76,6 +76,26 @@ class Gauge(_Metric):
         yield f"{self.name} {_number(self._read())}"
 
 
+class GaugeFamily(_Metric):
+    """Labelled values read when scraped, e.g. one circuit-breaker state per deployment."""
+
+    kind = "gauge"
+
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        labelnames: tuple[str, ...],
+        read: Callable[[], Iterable[tuple[LabelValues, float]]],
+    ) -> None:
+        super().__init__(name, help_text, labelnames)
+        self._read = read
+
+    def lines(self) -> Iterable[str]:
+        for labels, value in sorted(self._read()):
+            yield f"{self.name}{_labels(self.labelnames, labels)} {_number(value)}"
+
+
 class Histogram(_Metric):
     kind = "histogram"
 
@@ -155,7 +175,29 @@ class GatewayMetrics:
         self.traces_dropped = Counter(
             "llmops_traces_dropped_total", "Traces lost, by reason (queue_full, invalid).", ("reason",)
         )
-        for metric in (self.requests, self.latency, self.ttft, self.tokens, self.cost):
+        self.upstream_calls = Counter(
+            "llmops_upstream_calls_total",
+            "Calls to upstream deployments (retries included), by model, deployment and HTTP status.",
+            ("model", "deployment", "status"),
+        )
+        self.fallbacks = Counter(
+            "llmops_fallbacks_total", "Requests handed to a fallback model.", ("model", "fallback")
+        )
+        self.cache = Counter(
+            "llmops_cache_requests_total",
+            "Response-cache lookups, by model and result (hit, semantic-hit, miss).",
+            ("model", "result"),
+        )
+        for metric in (
+            self.requests,
+            self.latency,
+            self.ttft,
+            self.tokens,
+            self.cost,
+            self.upstream_calls,
+            self.fallbacks,
+            self.cache,
+        ):
             registry.add(metric)
         registry.add(self.traces_written)
         registry.add(self.traces_dropped)

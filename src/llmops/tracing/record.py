@@ -19,6 +19,8 @@ class TraceRecord:
     api_key_id: str | None = None
     provider: str | None = None
     upstream_model: str | None = None
+    deployment: str | None = None  # which deployment of the model answered (or last tried)
+    cache_status: str | None = None  # hit | semantic-hit | miss; None when the model caches nothing
     ended_at: float = 0.0
     status_code: int = 200
     error_type: str | None = None

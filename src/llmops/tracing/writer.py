@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Literal
 
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
@@ -40,8 +41,11 @@ class TraceWriter:
         max_queue: int,
         batch_size: int,
         flush_seconds: float,
+        overflow: Literal["drop", "block"] = "drop",
     ) -> None:
         self._repository = repository
+        self._overflow = overflow
+        self._room: asyncio.Event | None = None
         self._metrics = metrics
         self._max_queue = max_queue
         self._batch_size = batch_size
@@ -56,9 +60,26 @@ class TraceWriter:
     def depth(self) -> int:
         return len(self._queue)
 
+    def admission(self) -> Awaitable[None] | None:
+        """With overflow=block and a full queue: what a new request must await before it starts."""
+        if self._overflow != "block" or len(self._queue) < self._max_queue:
+            return None
+        return self._wait_for_room()
+
+    async def _wait_for_room(self) -> None:
+        while len(self._queue) >= self._max_queue and not self._closing:
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+
+    def _made_room(self) -> None:
+        if self._room is not None and len(self._queue) < self._max_queue:
+            self._room.set()
+            self._room = None
+
     def submit(self, record: TraceRecord) -> None:
         """Enqueue without waiting; on a full queue the record is dropped and counted."""
-        if len(self._queue) >= self._max_queue:
+        if len(self._queue) >= self._max_queue and self._overflow == "drop":
             self._metrics.traces_dropped.inc(("queue_full",))
             if self._metrics.traces_dropped.value(("queue_full",)) % 1000 == 1:
                 log.error("trace queue full (%d): dropping traces", self._max_queue)
@@ -95,6 +116,7 @@ class TraceWriter:
         count = min(self._batch_size * _BATCHES_PER_TRIP, len(self._queue))
         records = [self._queue.popleft() for _ in range(count)]
         written, invalid, unwritten, failure = await asyncio.to_thread(self._write_trip, records)
+        self._made_room()
         self._metrics.traces_written.inc(amount=written)
         if invalid:
             self._metrics.traces_dropped.inc(("invalid",), invalid)
@@ -147,6 +169,8 @@ class TraceWriter:
     async def drain(self) -> None:
         """Stop the background task and write every queued record (called on shutdown)."""
         self._closing = True
+        if self._room is not None:
+            self._room.set()
         if self._task is not None and self._wakeup is not None:
             self._wakeup.set()
             await self._task
