@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmops import __version__
 from llmops.cli import keys, models, traces
 from llmops.cli._common import GlobalOptions, readable_errors, settings_for
+
+if TYPE_CHECKING:
+    from llmops.settings import Settings
 
 app = typer.Typer(
     name="llmops",
@@ -65,13 +68,16 @@ def serve(
     """Start the gateway: OpenAI-compatible API on /v1, admin API on /api, /metrics, /healthz, /readyz.
 
     With no config it serves the embedded model (`smollm2`) and stores traces in SQLite under
-    ~/.llmops. Without API keys it only binds a loopback address. SIGTERM drains the trace queue.
+    ~/.llmops. Without API keys it only binds a loopback address. SIGTERM drains the trace queue;
+    SIGHUP (or POST /api/admin/reload) re-reads the models from llmops.yaml without a restart.
     """
     from llmops.server.run import serve as run_server
 
+    def resolve() -> Settings:
+        return settings_for(ctx, host=host, port=port, config=config, log_level=log_level)
+
     with readable_errors():
-        settings = settings_for(ctx, host=host, port=port, config=config, log_level=log_level)
-        run_server(settings)
+        run_server(resolve(), reload=resolve)
 
 
 def run() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -44,5 +44,87 @@ def list_models(
                 deployment.upstream_model,
                 deployment.base_url or "",
                 f"{deployment.input_price_per_1m:g} / {deployment.output_price_per_1m:g}",
+            )
+    Console().print(table)
+
+
+def _get_json(url: str, key: str | None) -> dict[str, Any]:
+    """GET a JSON document from the admin API; any failure is one line and exit 1."""
+    import urllib.error
+    import urllib.request
+
+    from llmops.cli._common import fail
+
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        fail(f"{url} answered {exc.code}: {message}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        fail(f"cannot reach the server at {url}: {getattr(exc, 'reason', exc)}")
+
+
+def _server_url(ctx: typer.Context, url: str | None) -> str:
+    if url:
+        return url.rstrip("/")
+    settings = settings_for(ctx)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(help="The running server (default: http://<host>:<port> from the settings)."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help="An admin API key (default: $LLMOPS_API_KEY; none needed on an open server)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Live state of every deployment on a running server: circuit breaker, load, latency, failures.
+
+    Asks GET /api/models/status of the server (each replica answers for itself).
+    """
+    import os
+
+    from rich.console import Console
+    from rich.table import Table
+
+    with readable_errors():
+        base = _server_url(ctx, url)
+    data = _get_json(f"{base}/api/models/status", key or os.environ.get("LLMOPS_API_KEY"))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    table = Table(title=f"{base} (config generation {data['generation']})")
+    table.add_column("model", no_wrap=True)
+    for heading in ("deployment", "circuit", "in flight", "latency ms", "calls", "failed", "last error"):
+        table.add_column(heading, overflow="fold")
+    colours = {"closed": "green", "half-open": "yellow", "open": "red"}
+    for model in data["data"]:
+        for number, deployment in enumerate(model["deployments"]):
+            state = deployment["state"]
+            if state == "open":
+                state += f" ({deployment['retry_in_seconds']:.0f}s)"
+            latency = deployment["latency_ms"]
+            table.add_row(
+                model["name"] if number == 0 else "",
+                deployment["id"],
+                f"[{colours.get(deployment['state'], 'white')}]{state}[/]",
+                str(deployment["in_flight"]),
+                "-" if latency is None else f"{latency:.1f}",
+                str(deployment["calls"]),
+                str(deployment["failures"]),
+                deployment["last_error"] or "",
             )
     Console().print(table)

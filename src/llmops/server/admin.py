@@ -10,16 +10,17 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmops import __version__
-from llmops.gateway.auth import Principal, require_admin
 from llmops.gateway.errors import GatewayError
 from llmops.gateway.keys import InvalidKeyRequest
+from llmops.server.admin_auth import Admin
+from llmops.server.admin_gateway import gateway_routes
 from llmops.services import Services
 from llmops.tracing.service import MAX_PAGE_SIZE, FeedbackInput, InvalidQuery, TraceNotFound, parse_since
 
@@ -136,25 +137,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, str(exc.detail))
 
 
-async def _admin(request: Request) -> Principal:
-    services: Services = request.app.state.services
-    authorization = request.headers.get("authorization")
-    principal = await services.authenticator.authenticate(
-        authorization.encode("latin-1") if authorization else None
-    )
-    require_admin(principal)
-    return principal
-
-
-Admin = Annotated[Principal, Depends(_admin)]
-
-
 def create_admin_app(services: Services) -> FastAPI:
     app = FastAPI(
         title="llmops admin API", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json"
     )
     app.state.services = services
     _install_error_handlers(app)
+    app.include_router(gateway_routes())
     traces = services.store.traces
     keys = services.store.keys
 

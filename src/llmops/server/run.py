@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 
 from llmops.settings import Settings
 
@@ -21,7 +22,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, reload: Callable[[], Settings] | None = None) -> None:
+    """Run until SIGTERM; ``reload`` resolves the settings again on SIGHUP (default: the same file)."""
     import uvicorn
 
     from llmops.server.app import LLMOpsApp
@@ -32,7 +34,7 @@ def serve(settings: Settings) -> None:
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     open_allowed = is_loopback(settings.host)
-    services = build_services(settings, open_allowed=open_allowed)
+    services = build_services(settings, open_allowed=open_allowed, reload=reload)
     if not open_allowed and services.store.key_repository.count_active() == 0:
         services.store.close()
         raise ServeError(
