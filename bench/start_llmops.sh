@@ -12,6 +12,10 @@
 #   LLMOPS_BIN      the llmops executable                    (default <repo>/.venv/bin/llmops)
 #   BENCH_LLMOPS_HOME  data folder, must not exist or be empty  (default: mktemp -d, left behind: a few MB)
 #   BENCH_API_KEY   the key's secret                         (default sk-bench-0123456789abcdef)
+#   BENCH_MODELS    the models as JSON (LLMOPS_MODELS), where the word UPSTREAM_BASE stands for
+#                   $UPSTREAM_BASE           (default: one model, fake-model, one deployment)
+#   BENCH_DATABASE_URL  database to trace into (default: SQLite in the data folder)
+#   BENCH_REDIS_URL     Redis for the shared response cache (default: none, in-memory cache)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,9 +33,13 @@ else
   LLMOPS_HOME=$(mktemp -d "${TMPDIR:-/tmp}/llmops-bench-home.XXXXXX")
 fi
 export LLMOPS_HOME
-export LLMOPS_MODELS='[{"name":"fake-model","provider":"openai","base_url":"'"$UPSTREAM_BASE"'"}]'
+DEFAULT_MODELS='[{"name":"fake-model","provider":"openai","base_url":"UPSTREAM_BASE"}]'
+LLMOPS_MODELS=${BENCH_MODELS:-$DEFAULT_MODELS}
+export LLMOPS_MODELS=${LLMOPS_MODELS//UPSTREAM_BASE/$UPSTREAM_BASE}
 # nothing else from the environment or a stray llmops.yaml may change what is measured
-unset LLMOPS_CONFIG LLMOPS_DATABASE_URL LLMOPS_TRACE_CONTENT
+unset LLMOPS_CONFIG LLMOPS_DATABASE_URL LLMOPS_TRACE_CONTENT LLMOPS_REDIS_URL
+if [ -n "${BENCH_DATABASE_URL:-}" ]; then export LLMOPS_DATABASE_URL=$BENCH_DATABASE_URL; fi
+if [ -n "${BENCH_REDIS_URL:-}" ]; then export LLMOPS_REDIS_URL=$BENCH_REDIS_URL; fi
 cd "$LLMOPS_HOME"
 
 "$LLMOPS_BIN" keys create --name bench --scope inference --secret "$BENCH_API_KEY" >/dev/null
