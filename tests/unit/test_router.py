@@ -461,3 +461,12 @@ async def test_a_cancelled_call_leaves_no_trace_on_the_deployment() -> None:
         await task
     assert deployment.in_flight == 0
     assert deployment.breaker.consecutive_failures == 0
+
+
+async def test_the_total_timeout_bounds_a_provider_that_keeps_no_time_itself() -> None:
+    harness = Harness(_model(routing="priority", timeouts={"total": 0.1}))
+    harness.script("a", "hang")
+    deployment, calls = await harness.whole()
+    assert deployment == "b"
+    assert calls.attempts[0].status == 504
+    assert calls.attempts[0].ms < 1000

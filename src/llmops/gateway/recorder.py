@@ -39,9 +39,8 @@ class TraceRecorder:
             record.provider = config.provider
             record.upstream_model = config.upstream_model
             record.deployment = config.id
-        attempts = calls.attempts
-        if len(attempts) > 1 or (attempts and attempts[0].status >= 400):
-            record.attributes["attempts"] = [attempt.as_dict() for attempt in attempts]
+        if calls.attempts:  # only kept once a call failed (see CallLog.add)
+            record.attributes["attempts"] = [attempt.as_dict() for attempt in calls.attempts]
         if calls.fallback is not None:
             record.attributes["fallback"] = calls.fallback
 

@@ -95,6 +95,8 @@ class CallLog:
 
     def add(self, deployment: Deployment, status: int, began: float, ended: float, error: str | None) -> None:
         self.last = deployment
+        if error is None and not self.attempts:
+            return  # a first call that succeeded: the trace itself says it all
         self.attempts.append(
             Attempt(
                 deployment.model,
@@ -128,6 +130,15 @@ class _Exhausted(Exception):
         self.error = error
 
 
+def _call_limit(deployment: Deployment, deadline_left: float | None) -> float | None:
+    """Seconds this call may take: what is left of the retry deadline, and the deployment's total
+    limit unless its provider enforces that itself."""
+    total = None if deployment.provider.enforces_timeouts else deployment.config.timeouts.total
+    if total is None:
+        return deadline_left
+    return total if deadline_left is None else min(total, deadline_left)
+
+
 def backoff_delay(
     policy: RetryPolicy, round_number: int, retry_after: float | None, rng: random.Random
 ) -> float:
@@ -155,6 +166,9 @@ class Router:
         self, catalog: ModelCatalog, route: ModelRoute, endpoint: Endpoint, payload: Payload, calls: CallLog
     ) -> Answer:
         async def invoke(deployment: Deployment, limit: float | None) -> ProviderResult:
+            limit = _call_limit(deployment, limit)
+            if limit is None:  # the provider keeps its own time (the openai provider: aiohttp's timeouts)
+                return await endpoint.call(deployment.provider, payload)
             async with asyncio.timeout(limit):
                 return await endpoint.call(deployment.provider, payload)
 
@@ -165,6 +179,7 @@ class Router:
         self, catalog: ModelCatalog, route: ModelRoute, endpoint: Endpoint, payload: Payload, calls: CallLog
     ) -> OpenedStream:
         async def invoke(deployment: Deployment, limit: float | None) -> tuple[bytes, AsyncIterator[bytes]]:
+            limit = _call_limit(deployment, limit)
             first_token = deployment.config.timeouts.first_token
             if first_token is not None:
                 limit = first_token if limit is None else min(limit, first_token)

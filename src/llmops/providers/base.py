@@ -170,6 +170,9 @@ class Provider:
 
     name: ClassVar[str] = ""
     supports_tools: ClassVar[bool] = False
+    # True when the provider applies the deployment's connect and total timeouts itself; otherwise
+    # the router bounds each call by ``timeouts.total``
+    enforces_timeouts: ClassVar[bool] = False
 
     def __init__(self, config: DeploymentConfig, context: ProviderContext) -> None:
         self.config = config

@@ -83,6 +83,7 @@ def _upstream_message(body: bytes, status: int) -> str:
 class OpenAIProvider(Provider):
     name = "openai"
     supports_tools = True
+    enforces_timeouts = True
 
     def __init__(self, config: DeploymentConfig, context: ProviderContext) -> None:
         super().__init__(config, context)
