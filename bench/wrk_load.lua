@@ -1,5 +1,6 @@
 -- wrk script for bench/run.sh: every connection POSTs the same non-streaming chat.completions body.
--- Environment: BENCH_MODEL (model name), BENCH_KEY (sent as a Bearer key when set).
+-- Environment: BENCH_MODEL (model name), BENCH_KEY (sent as a Bearer key when set), BENCH_UNIQUE=1
+-- (every request asks a different question: a response cache never hits).
 -- At the end it prints a single line starting with "wrk_result" and key=value pairs (latency in ms).
 local model = os.getenv("BENCH_MODEL") or "fake-model"
 local key = os.getenv("BENCH_KEY") or ""
@@ -9,10 +10,19 @@ wrk.headers["Content-Type"] = "application/json"
 if key ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. key
 end
-wrk.body = string.format(
-  '{"model":"%s","messages":[{"role":"system","content":"Answer briefly."},'
-    .. '{"role":"user","content":"What is a gateway benchmark for?"}],"max_tokens":24,"temperature":0}',
-  model)
+local template = '{"model":"%s","messages":[{"role":"system","content":"Answer briefly."},'
+  .. '{"role":"user","content":"What is a gateway benchmark for?%s"}],"max_tokens":24,"temperature":0}'
+wrk.body = string.format(template, model, "")
+
+if os.getenv("BENCH_UNIQUE") == "1" then
+  local counter = 0
+  math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1000000))
+  local prefix = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000))
+  function request()
+    counter = counter + 1
+    return wrk.format(nil, nil, nil, string.format(template, model, " #" .. prefix .. "-" .. counter))
+  end
+end
 
 local function ms(us)
   return us / 1000.0
