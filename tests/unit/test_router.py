@@ -470,3 +470,56 @@ async def test_the_total_timeout_bounds_a_provider_that_keeps_no_time_itself() -
     assert deployment == "b"
     assert calls.attempts[0].status == 504
     assert calls.attempts[0].ms < 1000
+
+
+# --- declared capacity (rpm / tpm) ----------------------------------------------------------------
+
+
+def test_minute_usage_slides_over_the_previous_minute() -> None:
+    from llmops.gateway.deployments import MinuteUsage
+
+    now = [600.0]
+    usage = MinuteUsage(lambda: now[0])
+    usage.add(requests=60, tokens=600)
+    assert usage.requests() == 60
+    now[0] = 660.0 + 15  # a quarter into the next minute: three quarters of the last one still count
+    assert usage.requests() == pytest.approx(45)
+    assert usage.tokens() == pytest.approx(450)
+    usage.add(requests=10)
+    assert usage.requests() == pytest.approx(55)
+    now[0] = 900.0  # minutes later: nothing left
+    assert usage.requests() == 0
+    assert usage.seconds_to_next_minute() == pytest.approx(60)
+
+
+async def test_a_deployment_at_its_rpm_is_skipped() -> None:
+    harness = Harness(
+        {
+            "name": "m",
+            "routing": "priority",
+            "deployments": [{"id": "small", "rpm": 3}, {"id": "big", "priority": 1}],
+        }
+    )
+    answered = [(await harness.whole())[0] for _ in range(6)]
+    assert answered == ["small"] * 3 + ["big"] * 3
+
+
+async def test_every_deployment_at_capacity_is_a_429_with_retry_after() -> None:
+    harness = Harness({"name": "m", "deployments": [{"id": "only", "rpm": 2}]})
+    await harness.whole()
+    await harness.whole()
+    with pytest.raises(ProviderError) as full:
+        await harness.whole()
+    assert (full.value.status, full.value.code) == (429, "deployment_capacity_reached")
+    assert full.value.retry_after is not None
+    assert 1 <= full.value.retry_after <= 60
+    assert len(harness.calls) == 2
+
+
+async def test_tokens_count_against_tpm() -> None:
+    harness = Harness({"name": "m", "deployments": [{"id": "only", "tpm": 100}]})
+    deployment = harness.route().deployments[0]
+    deployment.usage.add(tokens=100)
+    with pytest.raises(ProviderError) as full:
+        await harness.whole()
+    assert full.value.status == 429

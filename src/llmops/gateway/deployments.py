@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmops.gateway.breaker import CircuitBreaker
@@ -10,6 +12,50 @@ from llmops.model_config import DeploymentConfig
 from llmops.providers.base import Provider
 
 _LATENCY_WEIGHT = 0.2  # weight of the newest call in the moving average
+_MINUTE = 60.0
+
+
+class MinuteUsage:
+    """Requests and tokens of the last minute, as a sliding window estimated from two fixed minutes.
+
+    The previous minute counts in proportion to how much of it still lies within the last 60 s (the
+    approach of common rate limiters: within a few percent of an exact window, O(1) memory).
+    """
+
+    __slots__ = ("_clock", "_minute", "_requests", "_tokens", "_previous_requests", "_previous_tokens")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._minute = int(clock() // _MINUTE)
+        self._requests = self._tokens = self._previous_requests = self._previous_tokens = 0
+
+    def _roll(self) -> float:
+        now = self._clock()
+        minute = int(now // _MINUTE)
+        if minute != self._minute:
+            if minute == self._minute + 1:
+                self._previous_requests, self._previous_tokens = self._requests, self._tokens
+            else:
+                self._previous_requests = self._previous_tokens = 0
+            self._requests = self._tokens = 0
+            self._minute = minute
+        return 1.0 - (now % _MINUTE) / _MINUTE  # share of the previous minute still in the window
+
+    def add(self, requests: int = 0, tokens: int = 0) -> None:
+        self._roll()
+        self._requests += requests
+        self._tokens += tokens
+
+    def requests(self) -> float:
+        weight = self._roll()
+        return self._requests + self._previous_requests * weight
+
+    def tokens(self) -> float:
+        weight = self._roll()
+        return self._tokens + self._previous_tokens * weight
+
+    def seconds_to_next_minute(self) -> float:
+        return _MINUTE - self._clock() % _MINUTE
 
 
 @dataclass(eq=False, slots=True)
@@ -24,6 +70,18 @@ class Deployment:
     calls: int = 0
     failures: int = 0
     last_error: str | None = None
+    usage: MinuteUsage = field(default_factory=MinuteUsage)
+
+    @property
+    def limited(self) -> bool:
+        """A declared rpm or tpm capacity: routing keeps traffic within it (per replica)."""
+        return self.config.rpm is not None or self.config.tpm is not None
+
+    def has_room(self) -> bool:
+        config = self.config
+        if config.rpm is not None and self.usage.requests() >= config.rpm:
+            return False
+        return config.tpm is None or self.usage.tokens() < config.tpm
 
     @property
     def id(self) -> str:
@@ -56,6 +114,7 @@ class Deployment:
     def adopt(self, previous: Deployment) -> None:
         """Carry the live state of the same deployment over from the configuration before a reload."""
         self.breaker = previous.breaker
+        self.usage = previous.usage
         self.latency_seconds = previous.latency_seconds
         self.calls = previous.calls
         self.failures = previous.failures
@@ -78,6 +137,10 @@ class Deployment:
             "retry_in_seconds": round(breaker.retry_in(), 3),
             "times_opened": breaker.times_opened,
             "in_flight": self.in_flight,
+            "rpm": config.rpm,
+            "tpm": config.tpm,
+            "requests_last_minute": round(self.usage.requests(), 1),
+            "tokens_last_minute": round(self.usage.tokens(), 1),
             "latency_ms": None if self.latency_seconds is None else round(self.latency_seconds * 1000, 3),
             "calls": self.calls,
             "failures": self.failures,

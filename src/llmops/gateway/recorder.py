@@ -120,8 +120,10 @@ class TraceRecorder:
         record.usage_source = source
         if record.cache_status in CACHE_HITS or deployment is None:
             record.cost = 0.0  # a cached answer costs nothing upstream
-        else:
-            record.cost = deployment.config.cost(record.prompt_tokens, record.completion_tokens)
+            return
+        record.cost = deployment.config.cost(record.prompt_tokens, record.completion_tokens)
+        if deployment.limited:
+            deployment.usage.add(tokens=record.prompt_tokens + record.completion_tokens)
 
     def finish(
         self, record: TraceRecord, start: float, model_known: bool, first_content_at: float | None = None

@@ -13,8 +13,12 @@ exhausted its ``fallbacks`` are tried in order; a prompt too long for it goes to
 A stream counts as answered once its first chunk arrives: until then, failing over is invisible
 to the client. Every call is logged as an :class:`Attempt` for the trace.
 
+Deployments with a declared ``rpm``/``tpm`` capacity get no more than that per minute from this
+replica (a sliding window); when every one is full the answer is :class:`CapacityReached` (429).
+
 Errors: the last :class:`ProviderError` when everything failed; :class:`NoHealthyDeployment`
-(503, with ``Retry-After``) when every breaker is open.
+(503, with ``Retry-After``) when every breaker is open; :class:`CapacityReached` (429, with
+``Retry-After``) when every deployment is at capacity.
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ class NoHealthyDeployment(ProviderError):
     status = 503
     error_type = "service_unavailable"
     code = "no_healthy_deployment"
+
+
+class CapacityReached(ProviderError):
+    """Every usable deployment used its declared rpm/tpm for this minute (in this replica)."""
+
+    status = 429
+    error_type = "rate_limit_error"
+    code = "deployment_capacity_reached"
 
 
 class ProviderCrashed(UpstreamFailure):
@@ -290,6 +302,8 @@ class Router:
             only = deployments[0]
             if only in tried or (needs_tools and not only.provider.supports_tools):
                 return None
+            if only.limited and not only.has_room():
+                return None
             return only if only.breaker.acquire() else None
         candidates = [
             deployment
@@ -297,6 +311,7 @@ class Router:
             if deployment not in tried
             and deployment.breaker.allows()
             and (deployment.provider.supports_tools or not needs_tools)
+            and (not deployment.limited or deployment.has_room())
         ]
         if not candidates:
             return None
@@ -314,6 +329,8 @@ class Router:
         breaker = deployment.breaker
         began = time.perf_counter()
         deployment.in_flight += 1
+        if deployment.limited:
+            deployment.usage.add(requests=1)
         try:
             value = await invoke(deployment, limit)
         except ProviderError as error:
@@ -380,6 +397,13 @@ class Router:
         return skipped
 
     def _no_healthy(self, route: ModelRoute) -> ProviderError:
+        full = [d for d in route.deployments if d.limited and d.breaker.allows() and not d.has_room()]
+        if full:
+            wait = min(deployment.usage.seconds_to_next_minute() for deployment in full)
+            return CapacityReached(
+                f"every deployment of model {route.name!r} is at its rpm/tpm capacity; retry in {wait:.0f}s",
+                retry_after=max(wait, 1.0),
+            )
         wait = min((deployment.breaker.retry_in() for deployment in route.deployments), default=0.0)
         return NoHealthyDeployment(
             f"every deployment of model {route.name!r} is failing (circuit open); retry in {wait:.0f}s",

@@ -26,6 +26,14 @@ class DeploymentStatusOut(BaseModel):
     retry_in_seconds: float = Field(description="Time until an open breaker lets a probe through.")
     times_opened: int
     in_flight: int
+    rpm: int | None = Field(description="Declared requests-per-minute capacity.")
+    tpm: int | None = Field(description="Declared tokens-per-minute capacity.")
+    requests_last_minute: float = Field(
+        description="Calls in the last minute (sliding estimate, this replica)."
+    )
+    tokens_last_minute: float = Field(
+        description="Tokens in the last minute (sliding estimate, this replica)."
+    )
     latency_ms: float | None = Field(description="Moving average of successful calls.")
     calls: int
     failures: int
