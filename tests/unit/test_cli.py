@@ -174,3 +174,15 @@ def test_revoked_secret_cannot_be_imported_again(tmp_path: Path) -> None:
     again = _run(tmp_path, "keys", "create", "--name", "new", "--secret", secret)
     assert again.returncode == 1
     assert again.stderr.startswith("error: secret: this secret belongs to another key")
+
+
+def test_models_status_without_a_server_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = _run(tmp_path, "models", "status", "--url", f"http://127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach the server at")
+    assert len(result.stderr.strip().splitlines()) == 1
