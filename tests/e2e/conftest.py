@@ -178,3 +178,163 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+# --- fake upstreams as processes of their own (routing, failover, chaos) ----------------------
+
+FAKE_UPSTREAM_SCRIPT = Path(__file__).resolve().parent.parent / "fake_upstream.py"
+
+
+@dataclass
+class UpstreamProcess:
+    """`python tests/fake_upstream.py` on 127.0.0.1: started, stopped, killed and restarted on one port."""
+
+    name: str
+    log_path: Path
+    port: int = 0  # 0 until the first start picks a free port; kept for restarts
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 15) -> UpstreamProcess:
+        if self.running:
+            raise RuntimeError(f"upstream {self.name} is already running")
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(FAKE_UPSTREAM_SCRIPT), "--port", str(self.port), "--name", self.name],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            if " ready on http://127.0.0.1:" in text:
+                self.port = int(text.split(" ready on http://127.0.0.1:")[1].split("/")[0])
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"fake upstream {self.name} exited with {self.process.returncode}:\n{text}"
+                )
+            time.sleep(0.02)
+        self.stop(signal.SIGKILL)
+        raise RuntimeError(f"fake upstream {self.name} not ready after {timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop it (SIGKILL: die at once, like a crash); connections to its port are then refused."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def restart(self, sig: int = signal.SIGTERM) -> UpstreamProcess:
+        self.stop(sig)
+        return self.start()
+
+    def control(self, fault: str | None = None, **options: Any) -> dict[str, Any]:
+        """Set the fault of the process (see fake_upstream's docstring); ``fault=None`` clears it."""
+        response = httpx.post(f"{self.url}/_control", json={"fault": fault, **options}, timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def stats(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/_stats", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def requests(self) -> int:
+        """How many /v1 requests it received since the last reset."""
+        return int(self.stats()["requests"])
+
+    def reset(self) -> None:
+        """Running, no fault, counters at zero."""
+        if not self.running:
+            self.start()
+        self.control(None, reset_stats=True)
+
+
+@pytest.fixture(scope="module")
+def upstream_pair(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[UpstreamProcess, UpstreamProcess]]:
+    """Two fake-upstream processes, ``a`` and ``b``, for the tests of one module."""
+    folder = tmp_path_factory.mktemp("upstreams")
+    pair = (UpstreamProcess("a", folder / "a.log"), UpstreamProcess("b", folder / "b.log"))
+    try:
+        for upstream in pair:
+            upstream.start()
+        yield pair
+    finally:
+        for upstream in pair:
+            upstream.stop()
+
+
+@pytest.fixture
+def upstreams(
+    upstream_pair: tuple[UpstreamProcess, UpstreamProcess],
+) -> tuple[UpstreamProcess, UpstreamProcess]:
+    """The module's two upstreams, each running (restarted if stopped), fault-free, counters at 0."""
+    for upstream in upstream_pair:
+        upstream.reset()
+    return upstream_pair
+
+
+@pytest.fixture(scope="module")
+def blackhole_url() -> Iterator[str]:
+    """A base URL on 127.0.0.1 where connecting hangs: a listener whose accept queue is full."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=2)  # fills the queue (backlog 0)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        filler.close()
+        listener.close()
+
+
+def get_json(server: Server, path: str, key: str = "admin") -> Any:
+    response = httpx.get(f"{server.url}{path}", headers=server.headers(key), timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def find_trace(server: Server, marker: str, model: str | None = None, timeout: float = 10) -> dict[str, Any]:
+    """The stored trace whose request contains ``marker`` (waits for the background writer)."""
+
+    def look() -> dict[str, Any] | None:
+        params = {"limit": 50, **({"model": model} if model else {})}
+        page = httpx.get(f"{server.url}/api/traces", params=params, headers=server.headers(), timeout=10)
+        assert page.status_code == 200, page.text
+        for item in page.json()["data"]:
+            detail = get_json(server, f"/api/traces/{item['id']}")
+            if marker in str(detail["request"]):
+                return dict(detail)
+        return None
+
+    found: dict[str, Any] = wait_for(look, timeout=timeout)
+    return found
+
+
+def deployment_status(server: Server, model: str, deployment: str) -> dict[str, Any]:
+    """One deployment's entry in GET /api/models/status."""
+    for entry in get_json(server, "/api/models/status")["data"]:
+        if entry["name"] == model:
+            for item in entry["deployments"]:
+                if item["id"] == deployment:
+                    return dict(item)
+    raise AssertionError(f"no deployment {deployment!r} of model {model!r} in /api/models/status")
