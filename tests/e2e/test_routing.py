@@ -1,4 +1,4 @@
-"""Routing across deployments, end to end: a real `llmops serve`, two fake-upstream processes, the openai client.
+"""Routing across deployments, end to end: `llmops serve`, two fake-upstream processes, the openai client.
 
 Each public model maps to deployments on upstream ``a`` and upstream ``b`` (two processes on
 127.0.0.1); the upstream that answered is read from the answer (``system_fingerprint: fp_NAME``),
@@ -140,7 +140,7 @@ async def test_weighted_random_splits_by_weight(
 async def test_least_in_flight_spreads_concurrent_requests(
     server: Server, upstreams: tuple[UpstreamProcess, ...]
 ) -> None:
-    """20 concurrent slow requests: weights of 100:1 would send nearly all to a; in-flight counts split them."""
+    """20 slow requests at once: weights of 100:1 would send nearly all to a; in-flight counts split them."""
     a, b = upstreams
     counts = await many(server, "least", 20, concurrency=20)
     assert 8 <= counts["b"] <= 12, counts

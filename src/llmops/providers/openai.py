@@ -71,6 +71,15 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
+class CredentialsRefused(UpstreamFailure):
+    """The upstream refused the gateway's own key (401/403): a 502 for the client, whose key is fine,
+    but answered at once like the 401 it is: retrying would be refused again."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
 def _upstream_message(body: bytes, status: int) -> str:
     try:
         error = orjson.loads(body).get("error")
@@ -140,7 +149,7 @@ class OpenAIProvider(Provider):
         if response.status in _PASSED_THROUGH_STATUSES:
             raise UpstreamRejected(message, status=response.status, body=body, retry_after=wait)
         if response.status in (401, 403):
-            raise UpstreamFailure(
+            raise CredentialsRefused(
                 f"upstream refused the gateway's credentials ({response.status}): {message}"
             )
         if response.status == 504:
