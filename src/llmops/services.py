@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -29,6 +30,9 @@ from llmops.store import KeyRepository, TraceRepository, open_database, ping
 from llmops.tracing.metrics import GatewayMetrics, Gauge, GaugeFamily, LabelValues, MetricsRegistry
 from llmops.tracing.service import TraceService
 from llmops.tracing.writer import TraceWriter
+
+if TYPE_CHECKING:
+    from llmops.gateway.cache.semantic import Embedder, SemanticIndex
 
 log = logging.getLogger("llmops")
 
@@ -116,22 +120,25 @@ class Services:
 
 
 def build_cache(settings: Settings, metrics: GatewayMetrics, context: ProviderContext) -> ResponseCache:
-    """In-memory answers with one replica; Redis when replicas share LLMOPS_REDIS_URL."""
-    from llmops.gateway.cache.stores import MemoryAnswerStore
+    """In-memory answers with one replica; Redis when replicas share LLMOPS_REDIS_URL.
 
+    Nothing connects or loads here: Redis is reached on the first lookup, and the semantic side
+    (MiniLM, the vector index) is built the first time a model in semantic mode is asked.
+    """
+    from llmops.gateway.cache.stores import AnswerStore, MemoryAnswerStore
+
+    answers: AnswerStore
     if settings.redis_url:
         from llmops.gateway.cache.redis_store import RedisAnswerStore
 
-        return ResponseCache(
-            RedisAnswerStore(settings.redis_url), metrics, semantic_factory=_semantic(settings, context)
-        )
-    return ResponseCache(
-        MemoryAnswerStore(settings.cache_max_entries), metrics, semantic_factory=_semantic(settings, context)
-    )
+        answers = RedisAnswerStore(settings.redis_url)
+    else:
+        answers = MemoryAnswerStore(settings.cache_max_entries)
+    return ResponseCache(answers, metrics, semantic_factory=_semantic(settings, context))
 
 
-def _semantic(settings: Settings, context: ProviderContext) -> Callable[[], tuple[object, object]]:
-    def build() -> tuple[object, object]:
+def _semantic(settings: Settings, context: ProviderContext) -> Callable[[], tuple[SemanticIndex, Embedder]]:
+    def build() -> tuple[SemanticIndex, Embedder]:
         from llmops.gateway.cache.semantic import build_semantic
 
         return build_semantic(settings, context)

@@ -144,6 +144,24 @@ class _Loader(Generic[T]):
             future.set_exception(exc)
 
 
+def minilm_loader(
+    context: ProviderContext, model: Path | None = None, tokenizer: Path | None = None
+) -> _Loader[MiniLM]:
+    """The MiniLM of these files (default: the packaged ones), loaded once per ``context``.
+
+    Embedding models and the semantic response cache share it: one copy in memory.
+    """
+    packaged = default_minilm()
+    model = model or (packaged[0] if packaged else None)
+    tokenizer = tokenizer or (packaged[1] if packaged else None)
+    if model is None or tokenizer is None:
+        raise ProviderUnavailable(INSTALL_HINT)
+    threads = context.settings.local_threads or os.cpu_count() or 1
+    load = partial(MiniLM.load, model, tokenizer, threads=threads)
+    loader: _Loader[MiniLM] = context.resource(f"local.minilm:{model}:{tokenizer}", lambda: _Loader(load))
+    return loader
+
+
 async def _close_llama(loader: _Loader[LlamaEngine]) -> None:
     engine = loader.value
     if engine is not None:
@@ -261,16 +279,7 @@ class LocalProvider(Provider):
         return loader
 
     def _minilm_loader(self) -> _Loader[MiniLM]:
-        packaged = default_minilm()
-        model = self._param_path("model_path") or (packaged[0] if packaged else None)
-        tokenizer = self._param_path("tokenizer_path") or (packaged[1] if packaged else None)
-        if model is None or tokenizer is None:
-            raise ProviderUnavailable(INSTALL_HINT)
-        load = partial(MiniLM.load, model, tokenizer, threads=self._threads)
-        loader: _Loader[MiniLM] = self.context.resource(
-            f"local.minilm:{model}:{tokenizer}", lambda: _Loader(load)
-        )
-        return loader
+        return minilm_loader(self.context, self._param_path("model_path"), self._param_path("tokenizer_path"))
 
     async def _llama(self) -> LlamaEngine:
         loader = self._llama_loader()

@@ -7,8 +7,10 @@ the same scope (model, parameters, system prompt, tenant). By default only deter
 (temperature 0 or a seed) are cached. The request header ``x-llmops-cache: no-cache`` skips the
 lookup and ``no-store`` skips storing.
 
-Answers live in memory (one replica) or in Redis (``LLMOPS_REDIS_URL``: shared by every replica).
-A cache failure is logged and counted as a miss: it never fails a request.
+Answers live in memory (one replica) or in Redis (``LLMOPS_REDIS_URL``: shared by every replica,
+:mod:`.redis_store`); so does the semantic index (:mod:`.vector_index`, :mod:`.shared_index`).
+A cache failure is a miss: it never fails a request. It is logged, at most once per
+:data:`WARN_EVERY_SECONDS` for each kind of failure, so a Redis that is down does not flood the log.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from llmops.gateway.auth import Principal
+from llmops.gateway.cache._log import ThrottledLog
 from llmops.gateway.cache.keys import conversation_text, exact_key, is_deterministic, semantic_scope
 from llmops.gateway.cache.stores import AnswerStore, MemoryAnswerStore
 from llmops.gateway.endpoints import Endpoint
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmops.cache")
 
 _MAX_PENDING_WRITES = 1000
+WARN_EVERY_SECONDS = 30.0
 
 __all__ = ["AnswerStore", "CacheHit", "CachePlan", "MemoryAnswerStore", "ResponseCache"]
 
@@ -77,9 +81,10 @@ class ResponseCache:
     semantic: SemanticIndex | None = None
     embedder: Embedder | None = None
     # builds the index and the embedder the first time a model asks for semantic mode
-    semantic_factory: Callable[[], tuple[Any, Any]] | None = None
+    semantic_factory: Callable[[], tuple[SemanticIndex, Embedder]] | None = None
     _semantic_failed: bool = False
     _pending: set[asyncio.Task[None]] = field(default_factory=set)
+    _log: ThrottledLog = field(default_factory=lambda: ThrottledLog(log, WARN_EVERY_SECONDS))
 
     def _semantic_ready(self) -> bool:
         if self.semantic is not None:
@@ -143,9 +148,12 @@ class ResponseCache:
             return None
         try:
             plan.vector = await embedder.embed(plan.text or "")
+            if plan.vector is None:  # longer than the embedding model reads: exact matches only
+                plan.scope = None
+                return None
             found = await semantic.search(scope, plan.vector, plan.similarity)
         except Exception as exc:  # boundary: a broken index is a miss, never a failed request
-            log.warning("semantic cache lookup failed: %s", exc)
+            self._log.warning("semantic-lookup", "semantic cache lookup failed: %s", exc)
             return None
         if found is None:
             return None
@@ -162,7 +170,7 @@ class ResponseCache:
         try:
             return await self.answers.get(key)
         except Exception as exc:  # boundary: an unreachable store is a miss
-            log.warning("response cache unavailable: %s", exc)
+            self._log.warning("get", "response cache unavailable, serving a miss: %s", exc)
             return None
 
     def store(self, plan: CachePlan, data: dict[str, Any], trace_id: str) -> None:
@@ -171,7 +179,7 @@ class ResponseCache:
         try:
             pending = self.answers.set_soon(plan.key, value, plan.ttl)
         except Exception as exc:  # boundary
-            log.warning("response cache store failed: %s", exc)
+            self._log.warning("store", "response cache store failed: %s", exc)
             pending = None
         if pending is not None:
             self._background(pending)
@@ -183,11 +191,12 @@ class ResponseCache:
         if semantic is None or embedder is None or scope is None:
             return
         vector = plan.vector if plan.vector is not None else await embedder.embed(plan.text or "")
-        await semantic.add(scope, vector, plan.key, plan.ttl)
+        if vector is not None:
+            await semantic.add(scope, vector, plan.key, plan.ttl)
 
     def _background(self, work: Awaitable[None]) -> None:
         if len(self._pending) >= _MAX_PENDING_WRITES:
-            log.warning("response cache writes are backed up; not storing this answer")
+            self._log.warning("backlog", "response cache writes are backed up; not storing this answer")
             if asyncio.iscoroutine(work):
                 work.close()
             return
@@ -195,16 +204,19 @@ class ResponseCache:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    @staticmethod
-    async def _guarded(work: Awaitable[None]) -> None:
+    async def _guarded(self, work: Awaitable[None]) -> None:
         try:
             await work
         except Exception as exc:  # boundary: a failed cache write loses a cache entry, nothing else
-            log.warning("response cache write failed: %s", exc)
+            self._log.warning("write", "response cache write failed: %s", exc)
+
+    async def flush(self) -> None:
+        """Wait for the background writes started so far."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def aclose(self) -> None:
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self.flush()
         await self.answers.aclose()
         if self.semantic is not None:
             await self.semantic.aclose()

@@ -1,7 +1,8 @@
 """What makes two requests the same question: canonical cache keys and semantic scopes.
 
 The exact key is a hash of the endpoint, the tenant and every request field that can change the
-answer, serialised with sorted keys (so key order never matters). Fields that only change how the
+answer, serialised with sorted keys (so key order never matters), top-level whole numbers written alike
+(``"temperature": 0`` and ``0.0`` are one question). Fields that only change how the
 answer is delivered or who asked (``stream``, ``stream_options``, ``user``, ``metadata``, ``store``)
 are left out, so a streaming and a non-streaming client share an entry.
 
@@ -28,8 +29,14 @@ def _digest(value: Any) -> str:
     return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=20).hexdigest()
 
 
+def _number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 def answer_fields(payload: Payload) -> dict[str, Any]:
-    return {key: value for key, value in payload.items() if key not in IGNORED_FIELDS}
+    return {key: _number(value) for key, value in payload.items() if key not in IGNORED_FIELDS}
 
 
 def exact_key(endpoint: str, tenant: str, payload: Payload) -> str:
