@@ -29,6 +29,7 @@ from llmops.providers.registry import ProviderRegistry
 from llmops.settings import ModelConfig, Settings
 from llmops.store import TraceRepository, open_database
 from llmops.tracing.metrics import GatewayMetrics, MetricsRegistry
+from llmops.tracing.record import TraceRecord
 from llmops.tracing.writer import TraceWriter
 
 APP = Principal(key_id="key_app", name="app", scope="inference")
@@ -42,6 +43,18 @@ MODELS = [
 ]
 
 
+class CapturingWriter(TraceWriter):
+    """The real writer, keeping each record it is handed (what the trace will say)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.records: list[TraceRecord] = []
+
+    def submit(self, record: TraceRecord) -> None:
+        self.records.append(record)
+        super().submit(record)
+
+
 class Harness:
     def __init__(self, tmp_path: Path, semantic: bool) -> None:
         self.engine = open_database(f"sqlite:///{tmp_path / 'cache.db'}")
@@ -50,7 +63,7 @@ class Harness:
             tuple(ModelConfig.model_validate(model) for model in MODELS), ProviderRegistry(), self.context
         )
         self.metrics = GatewayMetrics(MetricsRegistry())
-        self.writer = TraceWriter(
+        self.writer = CapturingWriter(
             TraceRepository(self.engine), self.metrics, max_queue=1000, batch_size=100, flush_seconds=60
         )
         self.cache = ResponseCache(MemoryAnswerStore(100), self.metrics)
@@ -90,8 +103,8 @@ class Harness:
         await self.cache.flush()
         return result, header.decode() if header else None
 
-    def last_trace(self) -> dict[str, Any]:
-        return self.writer.pending()[-1]
+    def last_trace(self) -> TraceRecord:
+        return self.writer.records[-1]
 
 
 @pytest_asyncio.fixture
@@ -119,17 +132,18 @@ async def test_miss_then_hit_traced_at_cost_zero(harness: Harness) -> None:
     first, header = await harness.ask("exact")
     assert header == "miss"
     miss = harness.last_trace()
-    assert (miss["cache_status"], miss["provider"]) == ("miss", "echo")
-    assert miss["cost"] > 0
+    assert (miss.cache_status, miss.provider) == ("miss", "echo")
+    assert miss.cost is not None
+    assert miss.cost > 0
     second, header = await harness.ask("exact")
     assert header == "hit"
     assert second == first  # the very answer, id included
     hit = harness.last_trace()
-    assert (hit["cache_status"], hit["provider"], hit["cost"]) == ("hit", None, 0.0)
-    assert hit["attributes"]["cache"]["source_trace"] == miss["id"]
-    assert (hit["prompt_tokens"], hit["completion_tokens"]) == (
-        miss["prompt_tokens"],
-        miss["completion_tokens"],
+    assert (hit.cache_status, hit.provider, hit.cost) == ("hit", None, 0.0)
+    assert hit.attributes["cache"]["source_trace"] == miss.id
+    assert (hit.prompt_tokens, hit.completion_tokens) == (
+        miss.prompt_tokens,
+        miss.completion_tokens,
     )
     assert harness.metrics.cache.value(("exact", "hit")) == 1
     assert harness.metrics.cache.value(("exact", "miss")) == 1
@@ -139,7 +153,7 @@ async def test_a_model_without_cache_has_no_header(harness: Harness) -> None:
     for _ in range(2):
         _, header = await harness.ask("plain")
         assert header is None
-        assert harness.last_trace()["cache_status"] is None
+        assert harness.last_trace().cache_status is None
 
 
 async def test_only_deterministic_requests_by_default(harness: Harness) -> None:
@@ -190,7 +204,7 @@ async def test_a_stream_is_served_from_a_whole_answer_with_usage(harness: Harnes
     assert text_of(events) == text_of(whole) == "shape shifting"
     assert events[-1]["choices"] == []
     assert events[-1]["usage"] == whole["usage"]
-    assert harness.last_trace()["stream"] is True
+    assert harness.last_trace().stream is True
     plain, header = await harness.ask("exact", "shape shifting", stream=True)
     assert header == "hit"
     assert all(event.get("usage") is None for event in plain)  # type: ignore[union-attr]
@@ -226,8 +240,8 @@ async def test_semantic_hit_for_a_close_question_miss_for_another(harness: Harne
     assert header == "semantic-hit"
     assert close == original
     trace = harness.last_trace()
-    assert (trace["cache_status"], trace["cost"]) == ("semantic-hit", 0.0)
-    assert trace["attributes"]["cache"]["similarity"] >= 0.9
+    assert (trace.cache_status, trace.cost) == ("semantic-hit", 0.0)
+    assert trace.attributes["cache"]["similarity"] >= 0.9
     _, header = await harness.ask("semantic", "How old is the Eiffel tower")
     assert header == "miss"
     _, header = await harness.ask("semantic", "How tall is the Eiffel tower", max_tokens=3)
