@@ -52,7 +52,9 @@ class ConfigReloader:
                     timeouts=default_timeouts(settings),
                 )
             except (SettingsError, ProviderConfigError, ValueError) as exc:
-                raise ReloadError(str(exc).splitlines()[0]) from exc
+                error = ReloadError(str(exc).splitlines()[0])
+                log.error("config reload failed, keeping the running configuration: %s", error)
+                raise error from exc
             await catalog.start()
             changed = [
                 name for name in _RESTART_ONLY if getattr(settings, name) != getattr(self.settings, name)
@@ -70,11 +72,11 @@ class ConfigReloader:
             return catalog
 
     async def reload_logged(self) -> None:
-        """The SIGHUP path: failures are logged in one line, never raised."""
+        """The SIGHUP path: failures are logged in one line (by :meth:`reload`), never raised."""
         try:
             await self.reload()
-        except ReloadError as exc:
-            log.error("config reload failed, keeping the running configuration: %s", exc)
+        except ReloadError:
+            return
 
     async def _retire(self, catalog: ModelCatalog, longest: float) -> None:
         """Close the replaced catalog once no request runs on it (or after the longest upstream call)."""
