@@ -54,6 +54,9 @@ class SemanticIndex:
 class ModelLoader(Protocol):
     """What :func:`llmops.providers.local.minilm_loader` returns: awaits the one shared load."""
 
+    @property
+    def value(self) -> MiniLM | None: ...
+
     async def get(self) -> MiniLM: ...
 
 
@@ -61,10 +64,10 @@ class MiniLMEmbedder(Embedder):
     """all-MiniLM-L6-v2 on onnxruntime, run in a worker thread (never on the event loop)."""
 
     def __init__(self, loader: ModelLoader) -> None:
-        self._loader = loader
+        self.loader = loader
 
     async def embed(self, text: str) -> Vector | None:
-        model = await self._loader.get()
+        model = await self.loader.get()
         return await asyncio.to_thread(_embed, model, text)
 
 
