@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -17,7 +18,6 @@ from llmops.providers.registry import ProviderRegistry
 from llmops.settings import ModelConfig, Settings
 from llmops.store import TraceRepository, open_database
 from llmops.tracing.metrics import GatewayMetrics, MetricsRegistry
-from llmops.tracing.record import TraceRecord
 from llmops.tracing.writer import TraceWriter
 
 CALLER = Principal(key_id="key_test", name="test", scope="inference")
@@ -56,8 +56,8 @@ class Harness:
         )
         self.gateway = Gateway(catalog, self.writer, self.metrics, record_content=True)
 
-    def queued(self) -> list[TraceRecord]:
-        return list(self.writer._queue)
+    def queued(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(**row) for row in self.writer.pending()]
 
     async def handle(self, body: dict[str, object], endpoint: object = CHAT) -> WholeReply | StreamReply:
         return await self.gateway.handle(endpoint, CALLER, orjson.dumps(body))  # type: ignore[arg-type]

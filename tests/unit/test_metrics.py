@@ -167,6 +167,7 @@ def test_gateway_metrics_render_and_parse() -> None:
         "llmops_cost_usd",
         "llmops_traces_written",
         "llmops_traces_dropped",
+        "llmops_trace_backpressure_waits",
     }
     tokens = _samples(families["llmops_tokens"])
     assert tokens[("llmops_tokens_total", (("direction", "prompt"), ("model", "gpt")))] == 11

@@ -1,4 +1,8 @@
-"""Trace and feedback rows: batched inserts from the trace writer, filtered keyset-paged reads."""
+"""Trace and feedback rows: batched inserts from the trace writer, filtered keyset-paged reads.
+
+The trace writer's own insert path (plain tuples, a statement per batch) is
+:mod:`llmops.store.trace_rows`, reached through :meth:`TraceRepository.row_sink`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.store.tables import feedback, traces
+from llmops.store.trace_rows import TraceRowSink, row_sink
 
 SUMMARY_COLUMNS = (
     "id",
@@ -51,7 +56,12 @@ class TraceRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    def row_sink(self, statement_rows: int) -> TraceRowSink:
+        """The fast insert path for the trace writer, ``statement_rows`` rows a statement."""
+        return row_sink(self._engine, statement_rows)
+
     def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows as dicts (``TraceRecord.to_row``), in one transaction, through SQLAlchemy Core."""
         if rows:
             with self._engine.begin() as connection:
                 connection.execute(insert(traces), list(rows))

@@ -175,6 +175,10 @@ class GatewayMetrics:
         self.traces_dropped = Counter(
             "llmops_traces_dropped_total", "Traces lost, by reason (queue_full, invalid).", ("reason",)
         )
+        self.trace_backpressure_waits = Counter(
+            "llmops_trace_backpressure_waits_total",
+            "Requests that waited for room in the full trace queue (trace_overflow=block).",
+        )
         self.upstream_calls = Counter(
             "llmops_upstream_calls_total",
             "Calls to upstream deployments (retries included), by model, deployment and HTTP status.",
@@ -201,3 +205,4 @@ class GatewayMetrics:
             registry.add(metric)
         registry.add(self.traces_written)
         registry.add(self.traces_dropped)
+        registry.add(self.trace_backpressure_waits)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from llmops.store.trace_rows import TRACE_COLUMNS, TraceRow
+
 _NUL = "\x00"
+_JSON_NUL = "\\u0000"  # how orjson writes a NUL inside a JSON string
 
 
 @dataclass(slots=True)
@@ -40,6 +46,42 @@ class TraceRecord:
     def status(self) -> str:
         return "ok" if self.status_code < 400 else "error"
 
+    def values(self, format_time: Callable[[float], str]) -> TraceRow:
+        """The row as a plain tuple in ``TRACE_COLUMNS`` order, JSON already text (what the writer
+        queues: no tracked containers, so a deep queue costs the garbage collector nothing).
+
+        Raises TypeError (``orjson.JSONEncodeError``) for a value JSON cannot hold, and
+        ValueError/OverflowError/OSError for a time out of range.
+        """
+        request, attributes = self.request, self.attributes
+        return (
+            self.id,
+            format_time(self.started_at),
+            format_time(self.ended_at or self.started_at),
+            self.endpoint,
+            self.api_key_id,
+            self.requested_model,
+            self.provider,
+            self.upstream_model,
+            self.deployment,
+            self.cache_status,
+            self.stream,
+            "ok" if self.status_code < 400 else "error",
+            self.status_code,
+            self.error_type,
+            self.error_message,
+            None if request is None else orjson.dumps(request).decode(),
+            self.response_text,
+            self.finish_reason,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.usage_source,
+            self.cost,
+            self.latency_ms,
+            self.ttft_ms,
+            orjson.dumps(attributes).decode() if attributes else None,
+        )
+
     def to_row(self) -> dict[str, Any]:
         """The row for the ``trace`` table (done by the writer, off the request path)."""
         row = {name: getattr(self, name) for name in _FIELD_NAMES}
@@ -51,6 +93,49 @@ class TraceRecord:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(TraceRecord))
+# the order TraceRecord.values() writes; a test keeps it equal to TRACE_COLUMNS (the table's order)
+VALUE_ORDER = (
+    "id",
+    "started_at",
+    "ended_at",
+    "endpoint",
+    "api_key_id",
+    "requested_model",
+    "provider",
+    "upstream_model",
+    "deployment",
+    "cache_status",
+    "stream",
+    "status",
+    "status_code",
+    "error_type",
+    "error_message",
+    "request",
+    "response_text",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "usage_source",
+    "cost",
+    "latency_ms",
+    "ttft_ms",
+    "attributes",
+)
+_JSON_POSITIONS = frozenset(TRACE_COLUMNS.index(name) for name in ("request", "attributes"))
+
+
+def row_without_nul(row: TraceRow) -> TraceRow:
+    """The row with NUL characters replaced in text and inside JSON strings (Postgres refuses both)."""
+    return tuple(
+        _json_without_nul(value) if index in _JSON_POSITIONS else without_nul(value)
+        for index, value in enumerate(row)
+    )
+
+
+def _json_without_nul(text: str | None) -> str | None:
+    if text is None or _JSON_NUL not in text:
+        return text
+    return orjson.dumps(without_nul(orjson.loads(text))).decode()
 
 
 def without_nul(value: Any) -> Any:

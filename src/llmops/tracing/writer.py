@@ -1,11 +1,24 @@
 """The batched background trace writer: the request path enqueues, never awaits the database.
 
-Records go to a bounded in-memory queue. A task on the event loop takes batches and inserts
-them in a worker thread, at most every ``flush_seconds`` or as soon as a full batch waits.
-When the database is unreachable the batch goes back to the queue and is retried with
-back-off; a full queue drops new records and counts them (``llmops_traces_dropped_total``).
-A batch the database refuses is retried row by row, with NUL characters replaced, so one bad
-row cannot hold back the others. :meth:`drain` writes everything left (SIGTERM path).
+:meth:`TraceWriter.submit` turns a finished request's record into a plain row (a tuple of strings
+and numbers, JSON already serialised: nothing for the garbage collector to scan, about 1 kB) and
+appends it to a bounded in-memory queue. A task on the event loop hands the queued rows, a few
+batches per trip, to the writer's own thread, which stores each batch as one statement and one
+transaction (:mod:`llmops.store.trace_rows`: a multi-row INSERT on SQLite, COPY on Postgres).
+
+- **Database down, locked or slow**: the rows go back to the front of the queue and are retried with
+  back-off (up to 5 s). Nothing is lost while the queue has room.
+- **Queue full** (``trace_queue_size`` rows, counting those being written): with ``overflow="drop"``
+  new traces are dropped and counted (``llmops_traces_dropped_total{reason="queue_full"}``); with
+  ``overflow="block"`` new requests wait in :meth:`admission`, first come first served, until the
+  writer makes room (``llmops_trace_backpressure_waits_total`` counts them). A request admitted
+  before the queue filled still queues its trace, so the queue may exceed its size by at most the
+  requests in flight.
+- **A batch the database refuses** is retried row by row with NUL characters replaced, so one bad
+  row cannot hold back the others; a row still refused, or one that cannot become a row at all (a
+  value JSON cannot hold), is counted with ``reason="invalid"``.
+- :meth:`drain` (shutdown) releases waiting requests and writes everything left; what the database
+  cannot take by then is counted with ``reason="shutdown"``.
 """
 
 from __future__ import annotations
@@ -14,22 +27,42 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+import orjson
 
+from llmops.store.trace_rows import (
+    JSON_COLUMNS,
+    TRACE_COLUMNS,
+    DatabaseUnavailable,
+    RowsRefused,
+    TraceRow,
+    TraceRowSession,
+)
 from llmops.store.traces import TraceRepository
 from llmops.tracing.metrics import GatewayMetrics
-from llmops.tracing.record import TraceRecord, without_nul
+from llmops.tracing.record import TraceRecord, row_without_nul
 
 log = logging.getLogger("llmops.tracing")
 
 _MAX_BACKOFF_SECONDS = 5.0
 _DRAIN_ATTEMPTS = 5
 _BATCHES_PER_TRIP = 8
-# a row the database or the JSON encoder refuses (TypeError/ValueError: a value that cannot be
-# serialised; psycopg raises those unwrapped): counted as invalid, never fatal to the writer task
-_REFUSED = (SQLAlchemyError, TypeError, ValueError)
+# what TraceRecord.values() raises for a record that cannot become a row (JSONEncodeError is a
+# TypeError; a time out of range is a ValueError, OverflowError or OSError)
+_UNENCODABLE = (TypeError, ValueError, OverflowError, OSError)
+
+
+@dataclass(slots=True)
+class _TripResult:
+    """What one trip to the writer thread achieved; ``unwritten`` goes back to the queue."""
+
+    written: int = 0
+    invalid: int = 0
+    unwritten: list[TraceRow] | None = None
+    failure: str | None = None
 
 
 class TraceWriter:
@@ -43,145 +76,232 @@ class TraceWriter:
         flush_seconds: float,
         overflow: Literal["drop", "block"] = "drop",
     ) -> None:
-        self._repository = repository
-        self._overflow = overflow
-        self._room: asyncio.Event | None = None
+        self._sink = repository.row_sink(batch_size)
+        self._format_time = self._sink.format_time
         self._metrics = metrics
         self._max_queue = max_queue
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
-        self._queue: deque[TraceRecord] = deque()
-        self._wakeup: asyncio.Event | None = None
+        self._overflow = overflow
+        self._queue: deque[TraceRow] = deque()
+        # the queue's room: max_queue less the rows on their way to the database (in flight)
+        self._limit = max_queue
+        self._in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-trace-writer")
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
         self._closing = False
+        self._closed = False
+        self._open = True  # admission() lets requests through without waiting
 
     @property
     def depth(self) -> int:
-        return len(self._queue)
+        """Traces not yet stored: queued, and being written right now."""
+        return len(self._queue) + self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for room in the queue (overflow=block)."""
+        return len(self._waiters)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The queued traces as column -> value, JSON columns decoded (for inspection and tests)."""
+        return [
+            {
+                name: orjson.loads(value) if name in JSON_COLUMNS and value is not None else value
+                for name, value in zip(TRACE_COLUMNS, row, strict=True)
+            }
+            for row in self._queue
+        ]
+
+    # ---- the request path: both O(1); the fast path allocates nothing ----------------------------
 
     def admission(self) -> Awaitable[None] | None:
-        """With overflow=block and a full queue: what a new request must await before it starts."""
-        if self._overflow != "block" or len(self._queue) < self._max_queue:
+        """None when a new request may start now; else (overflow=block, queue full) what it must await.
+
+        The answer is a flag kept up to date wherever the queue or its waiters change, so the
+        usual call reads one attribute and allocates nothing.
+        """
+        if self._open:
             return None
         return self._wait_for_room()
 
-    async def _wait_for_room(self) -> None:
-        while len(self._queue) >= self._max_queue and not self._closing:
-            if self._room is None:
-                self._room = asyncio.Event()
-            await self._room.wait()
-
-    def _made_room(self) -> None:
-        if self._room is not None and len(self._queue) < self._max_queue:
-            self._room.set()
-            self._room = None
+    def _update_open(self) -> None:
+        has_room = len(self._queue) < self._limit and not self._waiters
+        self._open = self._overflow == "drop" or self._closing or has_room
 
     def submit(self, record: TraceRecord) -> None:
-        """Enqueue without waiting; on a full queue the record is dropped and counted."""
-        if len(self._queue) >= self._max_queue and self._overflow == "drop":
-            self._metrics.traces_dropped.inc(("queue_full",))
-            if self._metrics.traces_dropped.value(("queue_full",)) % 1000 == 1:
-                log.error("trace queue full (%d): dropping traces", self._max_queue)
+        """Queue the record's row without waiting; with overflow=drop and a full queue, drop and count."""
+        queue = self._queue
+        if len(queue) >= self._limit and self._overflow == "drop":
+            self._drop("queue_full", 1)
             return
-        self._queue.append(record)
-        if len(self._queue) >= self._batch_size and self._wakeup is not None:
+        if self._closed:
+            self._drop("shutdown", 1)
+            return
+        try:
+            row = record.values(self._format_time)
+        except _UNENCODABLE as exc:  # instrumentation boundary: never the request's problem
+            self._metrics.traces_dropped.inc(("invalid",))
+            log.error("trace %s cannot be stored: %s", record.id, _one_line(exc))
+            return
+        queue.append(row)
+        depth = len(queue)
+        if depth >= self._batch_size:
             self._wakeup.set()
+        if depth >= self._limit and self._open:
+            self._update_open()
+
+    def _drop(self, reason: str, count: int) -> None:
+        dropped = self._metrics.traces_dropped
+        before = dropped.value((reason,))
+        dropped.inc((reason,), count)
+        if before % 1000 == 0:  # the first drop, then one line per thousand
+            log.error("trace queue %s (%d): dropping traces", reason.replace("_", " "), self._max_queue)
+
+    async def _wait_for_room(self) -> None:
+        self._metrics.trace_backpressure_waits.inc()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._open = False
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():
+                self._waiters.remove(waiter)
+            self._made_room()  # a woken request that was cancelled hands its place to the next one
+            raise
+
+    def _made_room(self) -> None:
+        """Wake waiting requests, oldest first, as many as the queue has room for (all when closing)."""
+        waiters = self._waiters
+        room = self._limit - len(self._queue)
+        while waiters and (room > 0 or self._closing):
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                room -= 1
+        self._update_open()
+
+    # ---- the background task ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="llmops-trace-writer")
 
     async def _run(self) -> None:
-        assert self._wakeup is not None
         while not self._closing:
             if len(self._queue) < self._batch_size:
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), self._flush_seconds)
-                except TimeoutError:
-                    pass
+                await self._pause(self._wakeup, self._flush_seconds)
             self._wakeup.clear()
-            while self._queue and not self._closing:
-                if not await self._write_next_batch():
-                    await asyncio.sleep(min(_MAX_BACKOFF_SECONDS, 0.1 * 2**self._failures))
-                    break
+            if self._queue and not self._closing and not await self._trip(whole_queue=False):
+                await self._pause(self._stopping, min(_MAX_BACKOFF_SECONDS, 0.1 * 2**self._failures))
 
-    async def _write_next_batch(self) -> bool:
-        """Write what is queued, up to a few batches per trip to the worker thread.
+    @staticmethod
+    async def _pause(event: asyncio.Event, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(event.wait(), seconds)
+        except TimeoutError:
+            pass
 
-        Each batch is its own short transaction (short GIL holds keep the request path's tail
-        latency low); several per trip keep the writer up with a busy event loop. False, with the
-        unwritten records put back, when the database cannot be reached.
-        """
-        count = min(self._batch_size * _BATCHES_PER_TRIP, len(self._queue))
-        records = [self._queue.popleft() for _ in range(count)]
-        written, invalid, unwritten, failure = await asyncio.to_thread(self._write_trip, records)
+    async def _trip(self, *, whole_queue: bool) -> bool:
+        """Write up to a few batches in the writer thread. False when the database could not be
+        reached: the unwritten rows are back at the front of the queue."""
+        queue, batch = self._queue, self._batch_size
+        count = min(len(queue), batch * _BATCHES_PER_TRIP)
+        if count > batch and not whole_queue:
+            count -= count % batch  # full batches: one statement each; the rest waits for more
+        rows = [queue.popleft() for _ in range(count)]
+        self._in_flight = count
+        self._limit = self._max_queue - count
+        try:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._executor, self._write_rows, rows)
+        except Exception as exc:  # a bug, not the database: keep the rows, log, retry later
+            log.exception("the trace writer failed", exc_info=exc)
+            result = _TripResult(unwritten=rows, failure=_one_line(exc))
+        finally:
+            self._in_flight = 0
+            self._limit = self._max_queue
+        if result.unwritten:
+            queue.extendleft(reversed(result.unwritten))
+        self._metrics.traces_written.inc(amount=result.written)
+        if result.invalid:
+            self._metrics.traces_dropped.inc(("invalid",), result.invalid)
         self._made_room()
-        self._metrics.traces_written.inc(amount=written)
-        if invalid:
-            self._metrics.traces_dropped.inc(("invalid",), invalid)
-        if failure is None:
+        if result.failure is None:
             self._failures = 0
             return True
-        self._queue.extendleft(reversed(unwritten))
         self._failures = min(self._failures + 1, 10)
-        log.warning("cannot write %d traces, will retry: %s", len(unwritten), str(failure).splitlines()[0])
+        log.warning("cannot write %d traces, will retry: %s", len(result.unwritten or ()), result.failure)
         return False
 
-    def _write_trip(
-        self, records: list[TraceRecord]
-    ) -> tuple[int, int, list[TraceRecord], OperationalError | InterfaceError | None]:
-        written = invalid = 0
-        for start in range(0, len(records), self._batch_size):
-            batch = records[start : start + self._batch_size]
-            try:
-                batch_written, batch_invalid = self._write(batch)
-            except (OperationalError, InterfaceError) as exc:
-                return written, invalid, records[start:], exc
-            written += batch_written
-            invalid += batch_invalid
-        return written, invalid, [], None
+    # ---- the writer thread -----------------------------------------------------------------------
 
-    def _write(self, batch: list[TraceRecord]) -> tuple[int, int]:
-        rows = [record.to_row() for record in batch]
+    def _write_rows(self, rows: list[TraceRow]) -> _TripResult:
+        """One batch per statement and transaction; a refused batch is retried row by row."""
+        result = _TripResult()
+        position = 0
         try:
-            self._repository.insert_many(rows)
-            return len(rows), 0
-        except (OperationalError, InterfaceError):
-            raise
-        except _REFUSED:
-            log.warning("a batch of %d traces was refused; writing them one by one", len(rows))
-        return self._write_one_by_one(rows)
+            with self._sink.session() as session:
+                while position < len(rows):
+                    batch = rows[position : position + self._batch_size]
+                    try:
+                        session.insert(batch)
+                    except RowsRefused as exc:
+                        log.warning(
+                            "a batch of %d traces was refused (%s); writing them one by one", len(batch), exc
+                        )
+                        for row in batch:
+                            self._write_one(session, row, result)
+                            position += 1
+                    else:
+                        result.written += len(batch)
+                        position += len(batch)
+        except DatabaseUnavailable as exc:
+            result.unwritten = rows[position:]
+            result.failure = str(exc)
+        return result
 
-    def _write_one_by_one(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
-        written = invalid = 0
-        for row in rows:
-            try:
-                self._repository.insert_many([{key: without_nul(value) for key, value in row.items()}])
-                written += 1
-            except (OperationalError, InterfaceError):
-                raise
-            except _REFUSED as exc:
-                invalid += 1
-                log.error("trace %s could not be stored: %s", row.get("id"), str(exc).splitlines()[0])
-        return written, invalid
+    @staticmethod
+    def _write_one(session: TraceRowSession, row: TraceRow, result: _TripResult) -> None:
+        try:
+            session.insert((row_without_nul(row),))
+        except RowsRefused as exc:
+            result.invalid += 1
+            log.error("trace %s could not be stored: %s", row[0], exc)
+        else:
+            result.written += 1
+
+    # ---- shutdown --------------------------------------------------------------------------------
 
     async def drain(self) -> None:
-        """Stop the background task and write every queued record (called on shutdown)."""
+        """Stop the background task, release waiting requests and write every queued row (shutdown)."""
+        if self._closed:
+            return
         self._closing = True
-        if self._room is not None:
-            self._room.set()
-        if self._task is not None and self._wakeup is not None:
-            self._wakeup.set()
+        self._made_room()
+        self._stopping.set()
+        self._wakeup.set()
+        if self._task is not None:
             await self._task
             self._task = None
         attempts = 0
         while self._queue and attempts < _DRAIN_ATTEMPTS:
-            if not await self._write_next_batch():
+            if not await self._trip(whole_queue=True):
                 attempts += 1
                 await asyncio.sleep(0.2 * attempts)
+        self._closed = True
         if self._queue:
             lost = len(self._queue)
             self._queue.clear()
             self._metrics.traces_dropped.inc(("shutdown",), lost)
             log.error("database unreachable at shutdown: %d traces could not be written", lost)
+        self._executor.shutdown(wait=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
