@@ -159,7 +159,7 @@ def test_half_open_lets_one_probe_through_then_closes_or_reopens(
     assert status["state"] == "open"
     times_opened = status["times_opened"]
 
-    a.control("slow", seconds=0.8)  # a works again, slowly: the probe is still under way when the others come
+    a.control("slow", seconds=1.5)  # a works again, slowly: the probe is still under way when the others come
     wait_for(lambda: deployment_status(server, "breaker-probe", "a")["state"] == "half-open", timeout=5)
 
     async def four_at_once() -> list[str]:

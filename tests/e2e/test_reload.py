@@ -102,8 +102,8 @@ def test_requests_under_way_finish_on_the_old_configuration(
     server = start(
         tmp_path,
         [
-            model("chat", a, "fault:slow,seconds=1.5"),
-            model("stream", a, "fault:slow_first_token,seconds=1.5"),
+            model("chat", a, "fault:slow,seconds=3"),
+            model("stream", a, "fault:slow_first_token,seconds=3"),
         ],
     )
     try:

@@ -34,7 +34,7 @@ def deployment(upstream: UpstreamProcess, ident: str, model: str = "m", **extra:
 
 
 def routing_models(a: UpstreamProcess, b: UpstreamProcess) -> list[dict[str, Any]]:
-    slow = "fault:slow,seconds=0.6"
+    slow = "fault:slow,seconds=1.0"
     return [
         {"name": "weighted", "deployments": [deployment(a, "a", weight=3), deployment(b, "b", weight=1)]},
         {

@@ -114,11 +114,11 @@ def test_timeout_moves_the_request_to_the_next_deployment(
     served, text, marker, seconds = ask(server, model, stream=stream)
     assert served == "b"
     assert text == ANSWER_PREFIX + marker
-    assert limit <= seconds < limit + 1.5, seconds
+    assert limit <= seconds < limit + 2.5, seconds
     trace = find_trace(server, marker, model=model)
     attempts = trace["attributes"]["attempts"]
     assert [(item["deployment"], item["status"]) for item in attempts] == [("slow", 504), ("b", 200)]
-    assert limit * 1000 - 20 <= attempts[0]["ms"] < limit * 1000 + 1000
+    assert limit * 1000 - 20 <= attempts[0]["ms"] < limit * 1000 + 1500
     assert b.requests() == 1
 
 
