@@ -73,6 +73,17 @@ def server(
             "deployments": pair,
         },
     ]
+    lonely = {"consecutive_failures": 1, "cooldown_seconds": 30}
+    models += [
+        {"name": "lonely", "circuit_breaker": lonely, "deployments": [deployment(a, "a")]},
+        {
+            "name": "lonely-fb",
+            "circuit_breaker": lonely,
+            "fallbacks": ["rescue"],
+            "deployments": [deployment(a, "a")],
+        },
+        {"name": "rescue", "deployments": [deployment(b, "b")]},
+    ]
     running = start_server(
         tmp_path_factory.mktemp("breaker"), models=models, keys={"admin": "admin", "app": "inference"}
     )
@@ -199,3 +210,24 @@ def test_breaker_opens_on_the_error_rate_over_its_window(
     assert status["error_rate"] == pytest.approx(0.5)
     assert ask(server, "breaker-rate")[0] == "b"
     assert a.requests() == 4
+
+
+def test_every_breaker_open_is_a_503_with_retry_after_or_goes_to_the_fallback(
+    server: Server, upstreams: tuple[UpstreamProcess, ...]
+) -> None:
+    a, b = upstreams
+    a.control("500")
+    api = openai.OpenAI(base_url=server.base_url, api_key=server.keys["app"], max_retries=0, timeout=30)
+    messages: Any = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.InternalServerError) as failed:
+        api.chat.completions.create(model="lonely", messages=messages)
+    assert failed.value.status_code == 502  # the upstream's failure; its breaker is now open
+    with pytest.raises(openai.InternalServerError) as unavailable:
+        api.chat.completions.create(model="lonely", messages=messages)
+    assert unavailable.value.status_code == 503
+    assert unavailable.value.code == "no_healthy_deployment"
+    assert 1 <= int(unavailable.value.response.headers["retry-after"]) <= 30
+    assert a.requests() == 1  # the open breaker kept the second request away from a
+
+    assert [ask(server, "lonely-fb")[0] for _ in range(2)] == ["b", "b"]
+    assert (a.requests(), b.requests()) == (2, 2)  # the second went to the fallback without trying a

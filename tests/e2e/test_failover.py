@@ -49,6 +49,7 @@ def failover_models(a: UpstreamProcess, b: UpstreamProcess) -> list[dict[str, An
         first_then_b("retry-429", a, b, "fault:429,retry_after=5"),
         first_then_b("retry-reset", a, b, "fault:reset"),
         first_then_b("retry-hang", a, b, "fault:hang", a_timeouts={"total": 0.5}),
+        *(first_then_b(f"retry-{status}", a, b, f"fault:{status}") for status in (502, 503, 504)),
         *(first_then_b(f"no-retry-{status}", a, b, f"fault:{status}") for status in (400, 401, 404, 422)),
         {
             "name": "backoff",
@@ -173,7 +174,15 @@ def attempts_of(trace: dict[str, Any]) -> list[tuple[str, str, int]]:
 
 @pytest.mark.parametrize(
     ("model", "status"),
-    [("retry-500", 502), ("retry-429", 429), ("retry-reset", 502), ("retry-hang", 504)],
+    [
+        ("retry-500", 502),
+        ("retry-502", 502),
+        ("retry-503", 502),
+        ("retry-504", 504),
+        ("retry-429", 429),
+        ("retry-reset", 502),
+        ("retry-hang", 504),
+    ],
 )
 def test_failure_is_retried_on_the_other_deployment_at_once(
     server: Server, upstreams: tuple[UpstreamProcess, ...], model: str, status: int

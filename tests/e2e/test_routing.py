@@ -64,6 +64,11 @@ def routing_models(a: UpstreamProcess, b: UpstreamProcess) -> list[dict[str, Any
             # listed second but first by priority
             "deployments": [deployment(a, "a", priority=1), deployment(b, "b", priority=0)],
         },
+        {
+            "name": "capacity",
+            "routing": "priority",
+            "deployments": [deployment(a, "a", priority=0, rpm=3), deployment(b, "b", priority=1, rpm=2)],
+        },
         # the one-deployment form of earlier releases, with the earlier spelling of the total timeout
         {"name": "legacy", "provider": "openai", "base_url": a.base_url, "model": "m"},
         {
@@ -204,6 +209,21 @@ def test_priority_uses_the_first_until_it_fails(
     assert served_by(ask(server, "priority")[0]) == "b"  # the probe succeeds
     assert deployment_status(server, "priority", "b")["state"] == "closed"
     assert {served_by(ask(server, "priority")[0]) for _ in range(3)} == {"b"}
+
+
+def test_declared_rpm_capacity_moves_traffic_on_then_answers_429(
+    server: Server, upstreams: tuple[UpstreamProcess, ...]
+) -> None:
+    a, b = upstreams
+    # the gateway counts per minute of CLOCK_MONOTONIC, which this process shares: stay inside one minute
+    if time.monotonic() % 60 > 50:
+        time.sleep(61 - time.monotonic() % 60)
+    assert [served_by(ask(server, "capacity")[0]) for _ in range(5)] == ["a", "a", "a", "b", "b"]
+    with pytest.raises(openai.RateLimitError) as full:
+        ask(server, "capacity")
+    assert full.value.code == "deployment_capacity_reached"
+    assert int(full.value.response.headers["retry-after"]) >= 1
+    assert (a.requests(), b.requests()) == (3, 2)
 
 
 def test_one_deployment_config_keeps_working(server: Server, upstreams: tuple[UpstreamProcess, ...]) -> None:
