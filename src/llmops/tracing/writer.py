@@ -241,29 +241,40 @@ class TraceWriter:
     # ---- the writer thread -----------------------------------------------------------------------
 
     def _write_rows(self, rows: list[TraceRow]) -> _TripResult:
-        """One batch per statement and transaction; a refused batch is retried row by row."""
+        """Rows in as few statements as the backend likes (SQLite: one per batch; Postgres: one COPY
+        for the trip). A refused statement is retried batch by batch, then row by row."""
         result = _TripResult()
+        unit = self._sink.rows_per_statement or len(rows)
         position = 0
         try:
             with self._sink.session() as session:
                 while position < len(rows):
-                    batch = rows[position : position + self._batch_size]
-                    try:
-                        session.insert(batch)
-                    except RowsRefused as exc:
-                        log.warning(
-                            "a batch of %d traces was refused (%s); writing them one by one", len(batch), exc
-                        )
-                        for row in batch:
-                            self._write_one(session, row, result)
-                            position += 1
-                    else:
-                        result.written += len(batch)
-                        position += len(batch)
+                    chunk = rows[position : position + unit]
+                    if self._write_chunk(session, chunk, result):
+                        position += len(chunk)
+                        continue
+                    for start in range(0, len(chunk), self._batch_size):
+                        batch = chunk[start : start + self._batch_size]
+                        if len(batch) == len(chunk) or not self._write_chunk(session, batch, result):
+                            for row in batch:
+                                self._write_one(session, row, result)
+                                position += 1
+                        else:
+                            position += len(batch)
         except DatabaseUnavailable as exc:
             result.unwritten = rows[position:]
             result.failure = str(exc)
         return result
+
+    @staticmethod
+    def _write_chunk(session: TraceRowSession, rows: list[TraceRow], result: _TripResult) -> bool:
+        try:
+            session.insert(rows)
+        except RowsRefused as exc:
+            log.warning("%d traces refused (%s); trying them in smaller parts", len(rows), exc)
+            return False
+        result.written += len(rows)
+        return True
 
     @staticmethod
     def _write_one(session: TraceRowSession, row: TraceRow, result: _TripResult) -> None:
