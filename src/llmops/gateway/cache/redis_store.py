@@ -2,6 +2,8 @@
 
 One client with one bounded connection pool per process (redis-py's asyncio client). Each answer is
 one string key, ``<prefix><cache key>``, written with ``SET ... PX <ttl>`` so Redis expires it.
+Writes happen in the background and take at most :data:`MAX_WRITERS` connections at a time (the
+others wait their turn), so a burst of writes never keeps lookups waiting for a connection.
 
 Errors: whatever redis-py raises (:class:`redis.exceptions.RedisError`) and
 :class:`RedisUnavailable`. After a connection failure or a time-out the store fails fast, without
@@ -12,6 +14,7 @@ most one request per period waits on a connection attempt.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -28,6 +31,7 @@ from llmops.gateway.cache.stores import AnswerStore
 DEFAULT_PREFIX = "llmops:cache:"
 RETRY_AFTER_SECONDS = 2.0
 MAX_CONNECTIONS = 64
+MAX_WRITERS = 16  # of MAX_CONNECTIONS: background writes never take more
 SOCKET_TIMEOUT_SECONDS = 1.0  # a cache that answers slower than this is no help
 
 T = TypeVar("T")
@@ -79,6 +83,7 @@ class RedisAnswerStore(AnswerStore):
         self._client = client if client is not None else connect(url)
         self._prefix = prefix
         self._breaker = Breaker()
+        self._writers = asyncio.Semaphore(MAX_WRITERS)
 
     @property
     def prefix(self) -> str:
@@ -93,7 +98,8 @@ class RedisAnswerStore(AnswerStore):
 
     async def _set(self, key: str, value: bytes, ttl: float) -> None:
         milliseconds = max(1, int(ttl * 1000))
-        await self._breaker.call(lambda: self._client.set(self._prefix + key, value, px=milliseconds))
+        async with self._writers:
+            await self._breaker.call(lambda: self._client.set(self._prefix + key, value, px=milliseconds))
 
     async def aclose(self) -> None:
         await self._client.aclose()

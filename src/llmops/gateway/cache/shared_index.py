@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from redis.asyncio import Redis
 
-from llmops.gateway.cache.redis_store import DEFAULT_PREFIX, Breaker
+from llmops.gateway.cache.redis_store import DEFAULT_PREFIX, MAX_WRITERS, Breaker
 from llmops.gateway.cache.semantic import SemanticIndex, Vector
 from llmops.gateway.cache.vector_index import MemorySemanticIndex
 
@@ -44,6 +44,7 @@ class RedisSharedIndex(SemanticIndex):
         self._breaker = Breaker()
         self._last_id: bytes = b"0-0"
         self._lock = asyncio.Lock()
+        self._writers = asyncio.Semaphore(MAX_WRITERS)  # appends wait their turn, reads never do
         self._requested = 0
         self._completed = 0
         self._unreadable = 0
@@ -59,9 +60,10 @@ class RedisSharedIndex(SemanticIndex):
             b"v": np.asarray(vector, dtype="<f4").tobytes(),
         }
         maxlen = self.local.max_entries
-        await self._breaker.call(
-            lambda: self._client.xadd(self.stream, fields, maxlen=maxlen, approximate=True)
-        )
+        async with self._writers:
+            await self._breaker.call(
+                lambda: self._client.xadd(self.stream, fields, maxlen=maxlen, approximate=True)
+            )
 
     async def search(self, scope: str, vector: Vector, threshold: float) -> tuple[str, float] | None:
         await self.sync()
