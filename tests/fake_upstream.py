@@ -34,7 +34,9 @@ A fault SPEC is a fault name followed by comma-separated ``key=value`` options, 
 ``slow_first_token``   streams: headers at once, first chunk after ``seconds`` (default 2);
                        whole answers: waits as ``slow``
 ``cut_after``          streams: ``chunks`` SSE events (default 1), then the connection closes
-                       without ``[DONE]``; whole answers: half the body, then the connection closes
+                       without ``[DONE]`` (with ``chunks`` past the last event: ``[DONE]`` too,
+                       but the HTTP body is still cut before its end); whole answers: half the
+                       body, then the connection closes
 ``context``            400 ``code: context_length_exceeded`` when the prompt text is longer than
                        ``max_chars`` characters (default 0: always)
 =====================  =========================================================================
@@ -138,6 +140,14 @@ class _ProcessFault:
                 return None
             self.count -= 1
         return self.fault
+
+
+async def _cut(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Close the connection in the middle of a streamed body."""
+    await asyncio.sleep(0.05)  # let the chunks sent so far be read before the close
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 def _number(value: Any) -> str:
@@ -496,12 +506,11 @@ class FakeUpstream:
             cut_after = 1
         for number, event in enumerate(events):
             if cut_after is not None and number >= cut_after:
-                await asyncio.sleep(0.05)  # let the chunks sent so far be read before the close
-                if request.transport is not None:
-                    request.transport.close()
-                return response
+                return await _cut(request, response)
             await response.write(b"data: " + json.dumps({**base, **event}).encode() + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
+        if cut_after is not None:  # every event and [DONE] went out, but the chunked body never ends
+            return await _cut(request, response)
         await response.write_eof()
         return response
 

@@ -46,6 +46,7 @@ def server(
     a, b = upstream_pair
     models = [first_then_b(name, a, b, fault) for name, (fault, _) in BEFORE_FIRST_BYTE.items()]
     models.append(first_then_b("s-cut", a, b, "fault:cut_after,chunks=2"))
+    models.append(first_then_b("s-cut-after-done", a, b, "fault:cut_after,chunks=100"))
     running = start_server(
         tmp_path_factory.mktemp("streams"), models=models, keys={"admin": "admin", "app": "inference"}
     )
@@ -142,3 +143,21 @@ def test_failure_after_the_first_byte_ends_with_an_error_event_and_no_done(
     )
     with pytest.raises(openai.APIError):
         list(stream)
+
+
+def test_connection_lost_after_done_leaves_a_whole_answer(
+    server: Server, upstreams: tuple[UpstreamProcess, ...]
+) -> None:
+    """The upstream sent every event and [DONE], then its connection broke before the body's end
+    (an upstream killed at that moment, as in bench/chaos.py): the client's answer is whole."""
+    a, b = upstreams
+    marker = uuid.uuid4().hex
+    status, events = raw_stream(server, "s-cut-after-done", marker)
+    assert status == 200
+    assert events[-1] == "[DONE]"
+    assert not any("error" in json.loads(event) for event in events[:-1])
+    assert content_of(events[:-1]) == ANSWER_PREFIX + marker
+    assert (a.requests(), b.requests()) == (1, 0)
+    trace = find_trace(server, marker, model="s-cut-after-done")
+    assert (trace["status_code"], trace["response_text"]) == (200, ANSWER_PREFIX + marker)
+    assert "truncated" not in (trace["attributes"] or {})

@@ -261,8 +261,9 @@ class StreamReply:
                 error = GatewayError(502, "upstream ended the stream before [DONE]", code="stream_truncated")
                 yield b"data: " + error.body() + b"\n\n"
         except ProviderError as exc:
-            error = GatewayError.from_provider(exc)
-            yield b"data: " + error.body() + b"\n\n"
+            if not observer.done:  # once [DONE] went out the answer is whole, whatever the connection does
+                error = GatewayError.from_provider(exc)
+                yield b"data: " + error.body() + b"\n\n"
         except Exception as exc:  # boundary: a provider bug mid-stream still ends the stream cleanly
             log.exception("stream from %s failed unexpectedly", self._record.provider, exc_info=exc)
             error = GatewayError(
