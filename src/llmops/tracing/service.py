@@ -1,11 +1,13 @@
 """Reading traces and attaching human feedback: the functions behind the CLI and /api/traces.
 
 Errors: :class:`TraceNotFound` (no such trace), :class:`InvalidQuery` (bad filter, cursor or
-feedback; the message says which field).
+feedback; the message says which field) and its kind :class:`UnknownKey` (the ``key`` filter names
+no API key).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -17,6 +19,14 @@ from llmops.store.traces import TraceFilter, TraceRepository
 MAX_PAGE_SIZE = 500
 STATUSES = ("ok", "error")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Trace ids and cursors are ids from llmops.ids: 32 lower-case hex digits.
+ID_PATTERN = r"^[0-9a-f]{32}$"
+# A `since` duration: up to 12 digits (longer ones reach past year 1 anyway) and a unit.
+DURATION_PATTERN = r"^[0-9]{1,12}[smhdwSMHDW]$"
+_ID = re.compile(ID_PATTERN.strip("^$"))
+_DURATION = re.compile(DURATION_PATTERN.strip("^$"))
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 class TraceNotFound(LookupError):
@@ -24,6 +34,10 @@ class TraceNotFound(LookupError):
 
 
 class InvalidQuery(ValueError):
+    pass
+
+
+class UnknownKey(InvalidQuery):
     pass
 
 
@@ -43,18 +57,30 @@ class FeedbackInput:
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """'30m', '2h', '7d' (ago) or an ISO 8601 timestamp (UTC when no zone is given)."""
+    """'30m', '2h', '7d' (ago) or an ISO 8601 timestamp (UTC when no zone is given), as UTC.
+
+    A moment before year 1 or after year 9999 in UTC is clamped to that bound: it filters the same.
+    """
     text = value.strip()
-    unit = _DURATION_UNITS.get(text[-1:].lower())
-    if unit is not None and text[:-1].isascii() and text[:-1].isdigit():
-        return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * unit)
+    duration = _DURATION.fullmatch(text)
+    if duration is not None:
+        seconds = int(text[:-1]) * _DURATION_UNITS[text[-1].lower()]
+        try:
+            return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+        except OverflowError:
+            return _EARLIEST
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidQuery(
             f"since: expected a duration like 30m, 2h, 7d or an ISO time, got {value!r}"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return _EARLIEST if moment.year == 1 else _LATEST
 
 
 class TraceService:
@@ -76,7 +102,7 @@ class TraceService:
             raise InvalidQuery(f"status: expected one of {', '.join(STATUSES)}, got {status!r}")
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidQuery(f"limit: expected 1 to {MAX_PAGE_SIZE}, got {limit}")
-        if cursor is not None and not (len(cursor) == 32 and all(c in "0123456789abcdef" for c in cursor)):
+        if cursor is not None and not _ID.fullmatch(cursor):
             raise InvalidQuery(f"cursor: not a trace cursor: {cursor!r}")
         where = TraceFilter(model=model, status=status, since=since, api_key_id=self._key_id(key))
         items = self._traces.list(where, limit + 1, before_id=cursor)
@@ -91,10 +117,10 @@ class TraceService:
         for row in self._keys.list(include_revoked=True):
             if row.name == key:
                 return row.id
-        raise InvalidQuery(f"key: no API key with id or name {key!r}")
+        raise UnknownKey(f"key: no API key with id or name {key!r}")
 
     def get(self, trace_id: str) -> dict[str, Any]:
-        trace = self._traces.get(trace_id)
+        trace = self._traces.get(trace_id) if _ID.fullmatch(trace_id) else None
         if trace is None:
             raise TraceNotFound(f"trace {trace_id!r} not found")
         return trace
@@ -104,7 +130,7 @@ class TraceService:
             raise InvalidQuery("feedback: give at least one of score, thumb, label or comment")
         if feedback.thumb not in (None, "up", "down"):
             raise InvalidQuery(f"thumb: expected up or down, got {feedback.thumb!r}")
-        if not self._traces.exists(trace_id):
+        if not (_ID.fullmatch(trace_id) and self._traces.exists(trace_id)):
             raise TraceNotFound(f"trace {trace_id!r} not found")
         row = {
             "id": new_id(),
