@@ -1,7 +1,8 @@
 """The admin REST API (/api/*): traces, feedback, keys. FastAPI over the same service functions as the CLI.
 
 Every route needs an admin-scope key (or the open loopback mode). Errors use OpenAI's shape,
-like the /v1 routes, so one client-side error handler fits both.
+like the /v1 routes, so one client-side error handler fits both; each route declares in the
+OpenAPI schema every status it can answer (see :mod:`llmops.server.admin_schema`).
 """
 
 from __future__ import annotations
@@ -10,24 +11,55 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from llmops import __version__
 from llmops.gateway.errors import GatewayError
-from llmops.gateway.keys import InvalidKeyRequest
+from llmops.gateway.keys import NAME_PATTERN, InvalidKeyRequest, KeyConflict, KeyNotFound, KeyService
 from llmops.server.admin_auth import Admin
 from llmops.server.admin_gateway import gateway_routes
+from llmops.server.admin_schema import NO_NUL, declare_no_422, error_responses, link
 from llmops.services import Services
-from llmops.tracing.service import MAX_PAGE_SIZE, FeedbackInput, InvalidQuery, TraceNotFound, parse_since
+from llmops.tracing.service import (
+    DURATION_PATTERN,
+    ID_PATTERN,
+    MAX_PAGE_SIZE,
+    FeedbackInput,
+    InvalidQuery,
+    TraceNotFound,
+    TraceService,
+    UnknownKey,
+    parse_since,
+)
 
 log = logging.getLogger("llmops.admin")
 
+_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
-class FeedbackIn(BaseModel):
+_SINCE_SCHEMA: dict[str, JsonValue] = {
+    "anyOf": [
+        {"type": "string", "pattern": DURATION_PATTERN},
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "format": "date"},
+    ]
+}
+# The same rule as the service's: a feedback says something (author alone is not a feedback).
+_FEEDBACK_SCHEMA: dict[str, JsonValue] = {
+    "anyOf": [
+        {"required": ["score"], "properties": {"score": {"type": "number"}}},
+        {"required": ["thumb"], "properties": {"thumb": {"enum": ["up", "down"]}}},
+        {"required": ["label"], "properties": {"label": {"type": "string", "minLength": 1}}},
+        {"required": ["comment"], "properties": {"comment": {"type": "string", "minLength": 1}}},
+    ]
+}
+
+
+class _FeedbackFields(BaseModel):
     score: float | None = Field(default=None, description="A numeric score, e.g. 0..1 or 1..5.")
     thumb: Literal["up", "down"] | None = Field(default=None, description="Thumbs up or down.")
     label: str | None = Field(default=None, max_length=200, description="A category, e.g. 'hallucination'.")
@@ -35,7 +67,22 @@ class FeedbackIn(BaseModel):
     author: str | None = Field(default=None, max_length=200, description="Who gave it.")
 
 
-class FeedbackOut(FeedbackIn):
+class FeedbackIn(_FeedbackFields):
+    """At least one of score, thumb, a non-empty label or a non-empty comment."""
+
+    model_config = ConfigDict(strict=True, json_schema_extra=_FEEDBACK_SCHEMA)
+
+    score: float | None = Field(
+        default=None, allow_inf_nan=False, description="A numeric score, e.g. 0..1 or 1..5."
+    )
+    label: str | None = Field(
+        default=None, max_length=200, pattern=NO_NUL, description="A category, e.g. 'hallucination'."
+    )
+    comment: str | None = Field(default=None, max_length=10_000, pattern=NO_NUL)
+    author: str | None = Field(default=None, max_length=200, pattern=NO_NUL, description="Who gave it.")
+
+
+class FeedbackOut(_FeedbackFields):
     id: str
     trace_id: str
     created_at: datetime
@@ -92,7 +139,14 @@ class KeyOut(BaseModel):
 
 
 class KeyCreateIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    model_config = ConfigDict(strict=True)
+
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=NAME_PATTERN,
+        description="Unique among active keys; no control characters, not only spaces (trimmed).",
+    )
     scope: Literal["inference", "admin"] = "inference"
 
 
@@ -100,22 +154,51 @@ class KeyCreatedOut(KeyOut):
     secret: str = Field(description="Shown once; only its hash is stored.")
 
 
-def _error(status: int, message: str, param: str | None = None) -> Response:
+def _error(
+    status: int,
+    message: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """The same OpenAI-shaped body as the /v1 routes, from the one place that builds it."""
     return Response(
-        GatewayError(status, message, param=param).body(), status_code=status, media_type="application/json"
+        GatewayError(status, message, param=param, code=code).body(),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
     )
+
+
+def _allowed_methods(app: FastAPI, path: str) -> str | None:
+    """The methods the schema declares for this path (Starlette names only its first route's)."""
+    for template, operations in app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            return ", ".join(sorted(method.upper() for method in operations if method in _HTTP_METHODS))
+    return None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, exc: GatewayError) -> Response:
-        return Response(exc.body(), status_code=exc.status, media_type="application/json")
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in exc.headers}
+        if exc.status == 401:
+            headers.setdefault("www-authenticate", "Bearer")
+        return Response(exc.body(), status_code=exc.status, media_type="application/json", headers=headers)
 
     @app.exception_handler(InvalidQuery)
     @app.exception_handler(InvalidKeyRequest)
     async def invalid(_: Request, exc: Exception) -> Response:
         return _error(400, str(exc))
+
+    @app.exception_handler(UnknownKey)
+    @app.exception_handler(KeyNotFound)
+    async def key_not_found(_: Request, exc: Exception) -> Response:
+        return _error(404, str(exc), param="key", code="key_not_found")
+
+    @app.exception_handler(KeyConflict)
+    async def key_conflict(_: Request, exc: KeyConflict) -> Response:
+        return _error(409, str(exc), code="conflict")
 
     @app.exception_handler(TraceNotFound)
     async def not_found(_: Request, exc: TraceNotFound) -> Response:
@@ -124,7 +207,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"] if part != "body")
+        if first["type"] == "json_invalid":
+            return _error(400, f"body: {first['msg']}", param="body")
+        where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
         return _error(400, f"{where}: {first['msg']}", param=where)
 
     @app.exception_handler(Exception)
@@ -133,8 +218,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal error; see the server log")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        return _error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        allowed = _allowed_methods(request.app, request.scope["path"]) if exc.status_code == 405 else None
+        if allowed:
+            headers["Allow"] = allowed
+        return _error(exc.status_code, str(exc.detail), headers=headers)
 
 
 def create_admin_app(services: Services) -> FastAPI:
@@ -143,52 +232,139 @@ def create_admin_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     _install_error_handlers(app)
+    declare_no_422(app)
     app.include_router(gateway_routes())
-    traces = services.store.traces
-    keys = services.store.keys
+    app.include_router(_trace_routes(services.store.traces))
+    app.include_router(_key_routes(services.store.keys))
+    return app
 
-    @app.get("/api/traces", response_model=TracePageOut, tags=["traces"])
+
+_NO_TRACE = {404: "No trace has this id."}
+
+
+def _trace_routes(traces: TraceService) -> APIRouter:
+    router = APIRouter(tags=["traces"])
+    read_trace = {
+        "GetTrace": link("get_trace", trace_id="$response.body#/data/0/id"),
+        "AddFeedback": link("add_feedback", trace_id="$response.body#/data/0/id"),
+    }
+
+    @router.get(
+        "/api/traces",
+        operation_id="list_traces",
+        response_model=TracePageOut,
+        responses={
+            200: {"links": read_trace},
+            **error_responses(400, 404, descriptions={404: "`key` names no API key."}),
+        },
+    )
     def list_traces(
         _: Admin,
-        model: str | None = None,
+        model: Annotated[str | None, Query(description="The model as requested", pattern=NO_NUL)] = None,
         status: Literal["ok", "error"] | None = None,
-        since: Annotated[str | None, Query(description="30m, 2h, 7d or an ISO 8601 time")] = None,
-        key: Annotated[str | None, Query(description="API key id or name")] = None,
+        since: Annotated[
+            str | None,
+            Query(
+                description="30m, 2h, 7d (ago), an ISO 8601 date or date-time (UTC when it has no offset)",
+                json_schema_extra=_SINCE_SCHEMA,
+            ),
+        ] = None,
+        key: Annotated[
+            str | None, Query(description="API key id or name", min_length=1, pattern=NO_NUL)
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-        cursor: str | None = None,
+        cursor: Annotated[
+            str | None, Query(description="`next_cursor` of the previous page", pattern=ID_PATTERN)
+        ] = None,
     ) -> dict[str, Any]:
+        """Traces, newest first, a page at a time."""
         page = traces.list(
             model=model,
             status=status,
-            since=parse_since(since) if since else None,
+            since=parse_since(since) if since is not None else None,
             key=key,
             limit=limit,
             cursor=cursor,
         )
         return {"data": page.items, "next_cursor": page.next_cursor}
 
-    @app.get("/api/traces/{trace_id}", response_model=TraceDetail, tags=["traces"])
+    @router.get(
+        "/api/traces/{trace_id}",
+        operation_id="get_trace",
+        response_model=TraceDetail,
+        responses=error_responses(400, 404, descriptions=_NO_TRACE),
+    )
     def get_trace(_: Admin, trace_id: str) -> dict[str, Any]:
+        """One trace: request, response, usage, timing and its feedback."""
         return traces.get(trace_id)
 
-    @app.post("/api/traces/{trace_id}/feedback", response_model=FeedbackOut, status_code=201, tags=["traces"])
+    @router.post(
+        "/api/traces/{trace_id}/feedback",
+        operation_id="add_feedback",
+        response_model=FeedbackOut,
+        status_code=201,
+        responses={
+            201: {"links": {"GetTrace": link("get_trace", trace_id="$response.body#/trace_id")}},
+            **error_responses(400, 404, descriptions=_NO_TRACE),
+        },
+    )
     def add_feedback(_: Admin, trace_id: str, body: FeedbackIn) -> dict[str, Any]:
+        """Attach human feedback to a trace (as `llmops traces feedback` does)."""
         return traces.add_feedback(trace_id, FeedbackInput(**body.model_dump()))
 
-    @app.get("/api/keys", response_model=list[KeyOut], tags=["keys"])
+    return router
+
+
+def _key_routes(keys: KeyService) -> APIRouter:
+    router = APIRouter(tags=["keys"])
+
+    @router.get(
+        "/api/keys",
+        operation_id="list_keys",
+        response_model=list[KeyOut],
+        responses={
+            200: {"links": {"RevokeKey": link("revoke_key", key="$response.body#/0/id")}},
+            **error_responses(400),
+        },
+    )
     def list_keys(_: Admin, include_revoked: bool = False) -> list[Any]:
+        """API keys, oldest first (never their secrets)."""
         return keys.list(include_revoked)
 
-    @app.post("/api/keys", response_model=KeyCreatedOut, status_code=201, tags=["keys"])
+    @router.post(
+        "/api/keys",
+        operation_id="create_key",
+        response_model=KeyCreatedOut,
+        status_code=201,
+        responses={
+            201: {"links": {"RevokeKey": link("revoke_key", key="$response.body#/id")}},
+            **error_responses(400, 409, descriptions={409: "An active key has this name already."}),
+        },
+    )
     def create_key(_: Admin, body: KeyCreateIn) -> dict[str, Any]:
+        """Create a key; its secret is in this answer only."""
         created = keys.create(body.name, body.scope)
         return {**_row_fields(created.row), "secret": created.secret}
 
-    @app.delete("/api/keys/{key}", response_model=KeyOut, tags=["keys"])
-    def revoke_key(_: Admin, key: str) -> Any:
-        return keys.revoke(key)
+    @router.delete(
+        "/api/keys/{key}",
+        operation_id="revoke_key",
+        response_model=KeyOut,
+        responses=error_responses(
+            400,
+            404,
+            409,
+            descriptions={
+                404: "No active key has this id or name.",
+                409: "This is the key making the request: revoke it with another admin key or the CLI.",
+            },
+        ),
+    )
+    def revoke_key(principal: Admin, key: str) -> Any:
+        """Revoke a key by id or name; servers stop accepting it within `key_cache_seconds`."""
+        return keys.revoke(key, acting_key_id=principal.key_id)
 
-    return app
+    return router
 
 
 def _row_fields(row: Any) -> dict[str, Any]:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from llmops.gateway.auth import Principal, require_admin
 from llmops.services import Services
+
+# Declares the scheme in the OpenAPI schema; the key itself is checked by the Authenticator below.
+_BEARER = HTTPBearer(
+    scheme_name="AdminKey",
+    description="An API key with scope 'admin': `Authorization: Bearer <key>`.",
+    auto_error=False,
+)
 
 
 def services_of(request: Request) -> Services:
@@ -15,7 +23,9 @@ def services_of(request: Request) -> Services:
     return services
 
 
-async def _admin(request: Request) -> Principal:
+async def _admin(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+) -> Principal:
     authorization = request.headers.get("authorization")
     principal = await services_of(request).authenticator.authenticate(
         authorization.encode("latin-1") if authorization else None

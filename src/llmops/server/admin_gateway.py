@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from llmops.gateway.errors import GatewayError
 from llmops.gateway.reload import ReloadError
 from llmops.server.admin_auth import Admin, services_of
+from llmops.server.admin_schema import error_responses
 
 
 class DeploymentStatusOut(BaseModel):
@@ -64,7 +65,9 @@ class ReloadOut(BaseModel):
 def gateway_routes() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/api/models/status", response_model=ModelsStatusOut, tags=["models"])
+    @router.get(
+        "/api/models/status", response_model=ModelsStatusOut, tags=["models"], responses=error_responses()
+    )
     def models_status(_: Admin, request: Request) -> dict[str, Any]:
         """Every model with its deployments: circuit breaker state, load, latency, failures (this replica)."""
         services = services_of(request)
@@ -77,7 +80,9 @@ def gateway_routes() -> APIRouter:
         "/api/admin/reload",
         response_model=ReloadOut,
         tags=["models"],
-        responses={400: {"description": "The configuration is invalid; the running one stays."}},
+        responses=error_responses(
+            400, descriptions={400: "The configuration is invalid; the running one stays."}
+        ),
     )
     async def reload(_: Admin, request: Request) -> dict[str, Any]:
         """Re-read llmops.yaml and swap the models in (as SIGHUP does); requests under way finish first."""

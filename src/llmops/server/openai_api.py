@@ -57,7 +57,7 @@ class OpenAIRoutes:
             endpoint = _POST_ROUTES.get(path)
             if endpoint is not None:
                 if scope["method"] != "POST":
-                    raise GatewayError(405, f"{path} accepts POST only")
+                    raise GatewayError(405, f"{path} accepts POST only", headers=[(b"allow", b"POST")])
                 body = await read_body(scope, receive, self._limit)
                 reply = await self._gateway.handle(
                     endpoint, principal, body, header(scope, b"x-llmops-cache")
@@ -82,7 +82,7 @@ class OpenAIRoutes:
 
     async def _models(self, path: str, scope: Scope, send: Send) -> None:
         if scope["method"] != "GET":
-            raise GatewayError(405, f"{path} accepts GET only")
+            raise GatewayError(405, f"{path} accepts GET only", headers=[(b"allow", b"GET")])
         catalog = self._gateway.catalog
         if path == "/v1/models":
             await send_bytes(send, 200, catalog.listing_body)
