@@ -22,7 +22,7 @@ from cache_support import Clock, closed_port
 from llmops.gateway.cache.keys import semantic_scope
 from llmops.gateway.cache.redis_store import RedisUnavailable, connect
 from llmops.gateway.cache.shared_index import READ_BATCH, RedisSharedIndex
-from llmops.gateway.cache.vector_index import CHUNK_ROWS, MemorySemanticIndex, _cutoff
+from llmops.gateway.cache.vector_index import FIRST_ROWS, MemorySemanticIndex, _cutoff
 
 DIM = 384
 Vec = np.ndarray
@@ -121,13 +121,13 @@ async def test_readding_a_key_replaces_its_entry(rng: np.random.Generator) -> No
 
 async def test_grows_past_the_first_chunk_and_finds_every_entry(rng: np.random.Generator) -> None:
     found = index()
-    count = CHUNK_ROWS * 3 + 17
+    count = 3000
     vectors = unit(rng, count)
     for number, vector in enumerate(vectors):
         await found.add("s", vector, f"k{number}", 60)
     assert found.scope_size("s") == count
-    assert found.scope_capacity("s") >= count > CHUNK_ROWS
-    for number in (0, CHUNK_ROWS - 1, CHUNK_ROWS, 2 * CHUNK_ROWS + 5, count - 1):
+    assert found.scope_capacity("s") >= count > FIRST_ROWS
+    for number in (0, FIRST_ROWS - 1, FIRST_ROWS, 2 * FIRST_ROWS + 5, count - 1):
         hit = await found.search("s", at_similarity(vectors[number], 0.97, rng), 0.95)
         assert hit is not None
         assert hit[0] == f"k{number}"
@@ -152,7 +152,14 @@ async def test_bounded_by_max_entries_expired_first_then_oldest(rng: np.random.G
         hit = await found.search("a", vectors[number], 0.99)
         assert hit is not None
         assert hit[0] == key
-    assert found.scope_capacity("a") <= CHUNK_ROWS
+    assert found.scope_capacity("a") <= FIRST_ROWS
+
+
+async def test_many_small_scopes_stay_small(rng: np.random.Generator) -> None:
+    found = index()
+    for number, vector in enumerate(unit(rng, 500)):
+        await found.add(f"tenant-{number}", vector, "k", 60)
+    assert {found.scope_capacity(f"tenant-{number}") for number in range(500)} == {FIRST_ROWS}
 
 
 async def test_rows_stay_consistent_when_entries_leave_from_the_middle(rng: np.random.Generator) -> None:

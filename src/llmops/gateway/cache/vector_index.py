@@ -1,7 +1,8 @@
 """The semantic cache's in-memory index: unit vectors per scope, nearest neighbour by cosine similarity.
 
-Each scope keeps a float32 matrix of unit vectors (cosine similarity = dot product), grown by
-doubling from a chunk of :data:`CHUNK_ROWS` rows, with each row's cache key and expiry time. A search
+Each scope keeps a float32 matrix of unit vectors (cosine similarity = dot product), with each row's
+cache key and expiry time. It starts with :data:`FIRST_ROWS` rows (a server may have many small
+scopes: one per tenant, model, parameters and system prompt) and doubles when full. A search
 compares the query with a scope's rows in two steps, so 100,000 rows take about a millisecond:
 
 1. a 256-bit sign code per row (random-hyperplane LSH, SimHash): each bit of two vectors' codes
@@ -28,7 +29,7 @@ import numpy.typing as npt
 
 from llmops.gateway.cache.semantic import SemanticIndex, Vector
 
-CHUNK_ROWS = 1024
+FIRST_ROWS = 16
 CODE_BITS = 256
 MAX_CANDIDATES = 1024  # exact comparisons per search at most (the nearest codes first)
 PURGE_EVERY_SECONDS = 1.0
@@ -175,18 +176,15 @@ class MemorySemanticIndex(SemanticIndex):
         self._make_room()
         entries = self._scopes.get(scope)  # making room may have emptied (and dropped) it
         if entries is None:
-            entries = self._scopes[scope] = _Scope(self.dimensions, min(CHUNK_ROWS, self._max_rows()))
+            entries = self._scopes[scope] = _Scope(self.dimensions, min(FIRST_ROWS, self.max_entries))
         if entries.count == entries.capacity:
-            entries.grow(min(entries.capacity * 2, self._max_rows()))
+            entries.grow(min(entries.capacity * 2, self.max_entries))
         entries.put(entries.count, key, unit, self._code(unit), expires)
         self._order[(scope, key)] = None
 
     async def aclose(self) -> None:
         self._scopes.clear()
         self._order.clear()
-
-    def _max_rows(self) -> int:
-        return math.ceil(self.max_entries / CHUNK_ROWS) * CHUNK_ROWS
 
     def _make_room(self) -> None:
         if len(self._order) < self.max_entries:
