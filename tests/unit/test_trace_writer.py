@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, event, select, text
 from llmops.ids import new_id
 from llmops.store import TraceRepository, create_database_engine
 from llmops.store.tables import traces
-from llmops.store.trace_rows import TRACE_COLUMNS, TraceRow, TraceRowSession, TraceRowSink, UtcText
+from llmops.store.trace_rows import TRACE_COLUMNS, TraceRow, TraceRowSession, TraceRowSink, utc_text
 from llmops.tracing.metrics import GatewayMetrics, MetricsRegistry
 from llmops.tracing.record import VALUE_ORDER, TraceRecord, row_without_nul, without_nul
 from llmops.tracing.writer import TraceWriter
@@ -403,7 +403,7 @@ async def test_many_rows_are_all_stored(db: Engine, metrics: GatewayMetrics) -> 
 
 @pytest.mark.parametrize("suffix", ["", "+00:00"])
 def test_utc_text_matches_datetime(suffix: str) -> None:
-    format_time = UtcText(suffix)
+    format_time = utc_text(suffix)
     samples = [1_700_000_000.0, 1_700_000_000.9999995, 1_700_000_000.0000005, 1_700_000_059.9999999, 0.5]
     samples += [1_600_000_000 + n * 0.000_123_456_7 for n in range(20_000)]  # runs through seconds
     samples += [random.uniform(0, 4_000_000_000) for _ in range(20_000)]

@@ -310,7 +310,7 @@ class TraceWriter:
             self._queue.clear()
             self._metrics.traces_dropped.inc(("shutdown",), lost)
             log.error("database unreachable at shutdown: %d traces could not be written", lost)
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=False)  # idle by now: its thread ends by itself
 
 
 def _one_line(exc: BaseException) -> str:
