@@ -192,7 +192,7 @@ def test_failure_is_retried_on_the_other_deployment_at_once(
     assert served_by(answer) == "b"
     assert answer.choices[0].message.content.startswith(ANSWER_PREFIX)
     assert (a.requests(), b.requests()) == (1, 1)
-    assert seconds < 2.5  # the 429's Retry-After of 5 s is not waited for when another deployment is free
+    assert seconds < 4  # the 429's Retry-After of 5 s is not waited for when another deployment is free
     trace = find_trace(server, marker, model=model)
     assert (trace["status_code"], trace["deployment"]) == (200, "b")
     assert attempts_of(trace) == [(model, "a", status), (model, "b", 200)]
@@ -238,7 +238,7 @@ def test_retry_after_is_honoured_once_every_deployment_failed(
     trace = find_trace(server, marker, model="backoff")
     assert attempts_of(trace) == [("backoff", "a", 429), ("backoff", "b", 429), ("backoff", "a", 200)]
     first, second, third = trace["attributes"]["attempts"]
-    assert second["at_ms"] < 500
+    assert second["at_ms"] < 900  # b at once, not after a's Retry-After
     assert third["at_ms"] >= 1000
 
 
