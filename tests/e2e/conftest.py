@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,6 +279,23 @@ def upstream_pair(
         yield pair
     finally:
         for upstream in pair:
+            upstream.stop()
+
+
+@pytest.fixture
+def start_upstream(tmp_path: Path) -> Iterator[Callable[[str], UpstreamProcess]]:
+    """Start named fake-upstream processes for one test (``start_upstream("c")``); all stopped after it."""
+    started: list[UpstreamProcess] = []
+
+    def start(name: str) -> UpstreamProcess:
+        upstream = UpstreamProcess(name, tmp_path / f"upstream-{name}.log").start()
+        started.append(upstream)
+        return upstream
+
+    try:
+        yield start
+    finally:
+        for upstream in started:
             upstream.stop()
 
 

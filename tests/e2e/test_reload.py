@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,10 @@ def start(tmp_path: Path, models: list[dict[str, Any]]) -> Server:
 
 
 def test_sighup_and_the_admin_api_reload_the_models(
-    tmp_path: Path, upstreams: tuple[UpstreamProcess, ...]
+    tmp_path: Path, upstreams: tuple[UpstreamProcess, ...], start_upstream: Callable[[str], UpstreamProcess]
 ) -> None:
     a, b = upstreams
+    c = start_upstream("c")  # a third upstream, only in the last configuration
     server = start(tmp_path, [model("chat", a)])
     try:
         assert generation(server) == 1
@@ -77,7 +79,7 @@ def test_sighup_and_the_admin_api_reload_the_models(
         assert served_by(server, "chat") == "b"
         assert served_by(server, "added") == "a"
 
-        write_config(server, [model("chat", b), model("added", a), model("third", b)])
+        write_config(server, [model("chat", b), model("added", a), model("third", c)])
         assert reload(server, "app").status_code == 403  # admin scope only
         assert httpx.post(f"{server.url}/api/admin/reload", timeout=10).status_code == 401
         assert generation(server) == 2
@@ -89,7 +91,7 @@ def test_sighup_and_the_admin_api_reload_the_models(
             "models": ["chat", "added", "third"],
         }
         assert generation(server) == 3
-        assert served_by(server, "third") == "b"
+        assert served_by(server, "third") == "c"
         assert reload_failures(server) == []
     finally:
         server.stop()
