@@ -208,7 +208,7 @@ async def redis_run(args: argparse.Namespace, embedder: MiniLMEmbedder, fill: st
     from redis.asyncio import Redis
 
     from llmops.gateway.cache.redis_store import connect
-    from llmops.gateway.cache.shared_index import RedisSharedIndex
+    from llmops.gateway.cache.shared_index import RedisSharedIndex, pack
 
     prefix = f"llmops:bench:{uuid.uuid4().hex[:8]}:"
     rng = np.random.default_rng(2)
@@ -226,23 +226,17 @@ async def redis_run(args: argparse.Namespace, embedder: MiniLMEmbedder, fill: st
         anchors = await store_real(writer, embedder, stored)
         vectors = random_units(rng, args.entries) if fill == "random" else near(rng, anchors, args.entries)
         started = time.perf_counter()
-        expires = repr(time.time() + 3600)
+        expires = time.time() + 3600
         for start in range(0, len(vectors), 1000):  # what replicas append as they store answers
             async with raw.pipeline(transaction=False) as pipe:
                 for number in range(start, min(start + 1000, len(vectors))):
-                    fields = {
-                        "r": "other",
-                        "s": SCOPE,
-                        "k": f"fill-{number}",
-                        "e": expires,
-                        "v": vectors[number].astype("<f4").tobytes(),
-                    }
-                    pipe.xadd(writer.stream, fields)  # type: ignore[arg-type]
+                    entry = pack("other", SCOPE, f"fill-{number}", expires, vectors[number])
+                    pipe.xadd(writer.stream, {"e": entry})
                 await pipe.execute()
         seconds = time.perf_counter() - started
         print(f"\nappended {len(vectors):,} entries ({fill}) to the stream in {seconds:.1f} s")
         started = time.perf_counter()
-        await reader.sync()
+        await reader.catch_up()
         seconds = time.perf_counter() - started
         print(f"a new replica caught up with {len(reader.local):,} entries in {seconds:.1f} s")
         await time_lookups(embedder, lambda v: reader.search(SCOPE, v, THRESHOLD), queries[:20])

@@ -21,7 +21,7 @@ from test_cache_stores import redis_url
 from cache_support import Clock, closed_port
 from llmops.gateway.cache.keys import semantic_scope
 from llmops.gateway.cache.redis_store import RedisUnavailable, connect
-from llmops.gateway.cache.shared_index import READ_BATCH, RedisSharedIndex
+from llmops.gateway.cache.shared_index import READ_BATCH, RedisSharedIndex, pack
 from llmops.gateway.cache.vector_index import FIRST_ROWS, MemorySemanticIndex, _cutoff
 
 DIM = 384
@@ -256,6 +256,7 @@ async def test_a_replica_that_starts_later_reads_every_live_entry(
         await asyncio.sleep(0.05)
         late = replica(shared_prefix, max_entries=10_000)
         try:
+            await late.catch_up()
             hit = await late.search("s", vectors[-1], 0.99)
             assert hit is not None
             assert hit[0] == f"k{len(vectors) - 1}"
@@ -266,9 +267,34 @@ async def test_a_replica_that_starts_later_reads_every_live_entry(
         await first.aclose()
 
 
+async def test_searches_do_not_wait_long_for_a_long_catch_up(
+    shared_prefix: str, rng: np.random.Generator
+) -> None:
+    vectors = unit(rng, 20_000)
+    with redis.Redis.from_url(redis_url()) as raw, raw.pipeline(transaction=False) as pipe:
+        for number, vector in enumerate(vectors):
+            pipe.xadd(f"{shared_prefix}semantic", {"e": pack("other", "s", f"k{number}", 1e12, vector)})
+        pipe.execute()
+    late = replica(shared_prefix, max_entries=30_000)
+    try:
+        started = asyncio.get_running_loop().time()
+        await late.search("s", vectors[-1], 0.99)  # starts the catch-up, waits for it a moment
+        first_search = asyncio.get_running_loop().time() - started
+        await late.catch_up()
+        whole_catch_up = asyncio.get_running_loop().time() - started
+        assert first_search < whole_catch_up
+        assert len(late.local) == len(vectors)
+        hit = await late.search("s", vectors[-1], 0.99)
+        assert hit is not None
+        assert hit[0] == f"k{len(vectors) - 1}"
+    finally:
+        await late.aclose()
+
+
 async def test_concurrent_searches_share_reads(shared_prefix: str, rng: np.random.Generator) -> None:
     first, second = replica(shared_prefix), replica(shared_prefix)
     try:
+        await second.catch_up()
         query = unit(rng)
         await first.add("s", query, "k", 60)
         hits = await asyncio.gather(*(second.search("s", query, 0.99) for _ in range(50)))
@@ -282,18 +308,17 @@ async def test_concurrent_searches_share_reads(shared_prefix: str, rng: np.rando
 async def test_unreadable_shared_entries_are_skipped(shared_prefix: str, rng: np.random.Generator) -> None:
     shared = replica(shared_prefix)
     try:
-        with redis.Redis.from_url(redis_url()) as raw:
-            raw.xadd(shared.stream, {"r": "x", "s": "s", "k": "bad", "e": "1e12", "v": b"\x00" * 12})
-            raw.xadd(shared.stream, {"r": "x", "s": "s"})
         vector = unit(rng)
         with redis.Redis.from_url(redis_url()) as raw:
-            raw.xadd(
-                shared.stream,
-                {"r": "x", "s": "s", "k": "good", "e": "1e12", "v": vector.astype("<f4").tobytes()},
-            )
+            raw.xadd(shared.stream, {"e": pack("other", "s", "short", 1e12, vector[:10])})
+            raw.xadd(shared.stream, {"e": b"other\0s\0no expiry and vector"})
+            raw.xadd(shared.stream, {"e": pack("other", "s", "zero", 1e12, np.zeros(DIM, np.float32))})
+            raw.xadd(shared.stream, {"something": "else"})
+            raw.xadd(shared.stream, {"e": pack("other", "s", "good", 1e12, vector)})
         hit = await shared.search("s", vector, 0.99)
         assert hit is not None
         assert hit[0] == "good"
+        assert len(shared.local) == 1
     finally:
         await shared.aclose()
 

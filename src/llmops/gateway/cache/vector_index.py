@@ -168,9 +168,33 @@ class MemorySemanticIndex(SemanticIndex):
         if expires <= self.clock():
             return
         unit = self._unit(vector)
+        self._put(scope, key, unit, self._code(unit), expires)
+
+    def add_many_now(self, entries: list[tuple[str, Vector, str, float]]) -> int:
+        """:meth:`add_now` for each (scope, vector, key, expires), the codes computed together.
+
+        Entries that have expired or whose vector is zero are left out; returns how many were kept.
+        """
+        now = self.clock()
+        live = [entry for entry in entries if entry[3] > now]
+        if not live:
+            return 0
+        matrix = np.stack([np.asarray(entry[1], dtype=np.float32).reshape(-1) for entry in live])
+        if matrix.shape[1] != self.dimensions:
+            raise ValueError(f"expected vectors of {self.dimensions} numbers, got {matrix.shape[1]}")
+        norms = np.linalg.norm(matrix, axis=1)
+        usable = np.isfinite(norms) & (norms > 0)
+        units = matrix[usable] / norms[usable, None]
+        codes = np.packbits(units @ self._planes > 0, axis=1).view(np.uint64)
+        kept = [entry for entry, ok in zip(live, usable, strict=True) if ok]
+        for (scope, _, key, expires), unit, code in zip(kept, units, codes, strict=True):
+            self._put(scope, key, unit, code, expires)
+        return len(kept)
+
+    def _put(self, scope: str, key: str, unit: Matrix, code: npt.NDArray[np.uint64], expires: float) -> None:
         entries = self._scopes.get(scope)
         if entries is not None and key in entries.rows:
-            entries.put(entries.rows[key], key, unit, self._code(unit), expires)
+            entries.put(entries.rows[key], key, unit, code, expires)
             self._order.move_to_end((scope, key))
             return
         self._make_room()
@@ -179,7 +203,7 @@ class MemorySemanticIndex(SemanticIndex):
             entries = self._scopes[scope] = _Scope(self.dimensions, min(FIRST_ROWS, self.max_entries))
         if entries.count == entries.capacity:
             entries.grow(min(entries.capacity * 2, self.max_entries))
-        entries.put(entries.count, key, unit, self._code(unit), expires)
+        entries.put(entries.count, key, unit, code, expires)
         self._order[(scope, key)] = None
 
     async def aclose(self) -> None:
