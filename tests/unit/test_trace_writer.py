@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import itertools
 import os
 import random
@@ -427,7 +428,9 @@ def test_record_values_follow_the_table() -> None:
     assert row["attributes"] == '{"b":[2]}'
     assert row["status"] == "error"
     assert row["started_at"] == row["ended_at"] == f"t{record.started_at}"  # not finished: the start
-    assert all(not isinstance(value, dict | list) for value in values)  # nothing for the GC to track
+    assert all(not isinstance(value, dict | list) for value in values)
+    gc.collect()
+    assert not gc.is_tracked(values)  # a queued row costs the garbage collector nothing
 
 
 def test_record_to_row() -> None:
