@@ -23,6 +23,9 @@ from llmops.gateway.keys import KeyService
 from llmops.gateway.reload import ConfigReloader
 from llmops.gateway.router import Router
 from llmops.gateway.service import Gateway
+from llmops.prompts.experiments import ExperimentService
+from llmops.prompts.repository import PromptRepository
+from llmops.prompts.services import PromptService
 from llmops.providers.base import ProviderContext
 from llmops.providers.registry import ProviderRegistry
 from llmops.settings import Settings, load_settings
@@ -46,6 +49,8 @@ class Store:
     trace_repository: TraceRepository
     keys: KeyService
     traces: TraceService
+    prompts: PromptService
+    experiments: ExperimentService
 
     def close(self) -> None:
         self.engine.dispose()
@@ -55,8 +60,12 @@ def open_store(settings: Settings) -> Store:
     engine = open_database(settings.resolved_database_url)
     key_repository = KeyRepository(engine)
     trace_repository = TraceRepository(engine)
+    prompt_repository = PromptRepository(engine)
+    prompts = PromptService(prompt_repository)
     return Store(
         engine=engine,
+        prompts=prompts,
+        experiments=ExperimentService(engine, prompts, prompt_repository),
         key_repository=key_repository,
         trace_repository=trace_repository,
         keys=KeyService(key_repository),

@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select, text
 
+from llmops.schema import metadata
 from llmops.store import (
     ApiKeyRow,
     KeyRepository,
@@ -22,7 +23,6 @@ from llmops.store import (
     open_database,
 )
 from llmops.store.db import head_revision, normalise_url
-from llmops.store.tables import metadata
 from llmops.tracing.record import TraceRecord
 
 BASE = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -102,6 +102,11 @@ class TraceSummary(BaseModel):
     cache_status: str | None = Field(
         description="hit, semantic-hit or miss; null when the model has no cache."
     )
+    prompt_name: str | None = Field(default=None, description="The prompt the request named, if any.")
+    prompt_version: int | None = Field(default=None, description="The prompt version rendered.")
+    prompt_label: str | None = Field(default=None, description="The label the version was resolved from.")
+    experiment: str | None = Field(default=None, description="The experiment the request took part in.")
+    variant: str | None = Field(default=None, description="The experiment variant it was assigned.")
     stream: bool
     status: str
     status_code: int

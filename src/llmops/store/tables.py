@@ -96,10 +96,17 @@ traces = Table(
     Column("latency_ms", Float, nullable=False),
     Column("ttft_ms", Float, nullable=True),
     Column("attributes", JsonValue, nullable=True),
+    Column("prompt_name", String(200), nullable=True),
+    Column("prompt_version", Integer, nullable=True),
+    Column("prompt_label", String(100), nullable=True),
+    Column("experiment", String(40), nullable=True),
+    Column("variant", String(100), nullable=True),
     Index("ix_trace_started_at", "started_at", "id"),
     Index("ix_trace_model_started_at", "requested_model", "started_at"),
     Index("ix_trace_key_started_at", "api_key_id", "started_at"),
     Index("ix_trace_status_started_at", "status", "started_at"),
+    Index("ix_trace_prompt_started_at", "prompt_name", "started_at"),
+    Index("ix_trace_experiment_variant", "experiment", "variant"),
 )
 
 feedback = Table(

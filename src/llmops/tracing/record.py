@@ -41,6 +41,11 @@ class TraceRecord:
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    prompt_name: str | None = None  # the prompt a request named (model="prompt:NAME...")
+    prompt_version: int | None = None
+    prompt_label: str | None = None
+    experiment: str | None = None  # the experiment (id) the request took part in, and its variant
+    variant: str | None = None
 
     @property
     def status(self) -> str:
@@ -80,6 +85,11 @@ class TraceRecord:
             self.latency_ms,
             self.ttft_ms,
             orjson.dumps(attributes).decode() if attributes else None,
+            self.prompt_name,
+            self.prompt_version,
+            self.prompt_label,
+            self.experiment,
+            self.variant,
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -120,6 +130,11 @@ VALUE_ORDER = (
     "latency_ms",
     "ttft_ms",
     "attributes",
+    "prompt_name",
+    "prompt_version",
+    "prompt_label",
+    "experiment",
+    "variant",
 )
 _JSON_POSITIONS = frozenset(TRACE_COLUMNS.index(name) for name in ("request", "attributes"))
 

@@ -1,0 +1,10 @@
+"""Every table of llmops on one metadata: the core tables and those of each service area.
+
+Alembic's environment and the schema test import this, so the migrations are compared with the
+whole schema; code that only needs some tables imports their own module.
+"""
+
+from llmops.prompts import tables as prompt_tables
+from llmops.store.tables import metadata
+
+__all__ = ["metadata", "prompt_tables"]
