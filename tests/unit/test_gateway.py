@@ -138,3 +138,17 @@ async def test_record_content_off_keeps_prompts_out(tmp_path: Path) -> None:
     assert trace.response_text is None
     assert trace.completion_tokens  # usage is still counted
     harness.engine.dispose()
+
+
+async def test_annotations_from_inside_llmops_reach_the_trace(harness: Harness) -> None:
+    await harness.gateway.handle(
+        CHAT,
+        CALLER,
+        orjson.dumps(_chat("echo")),
+        annotations={"prompt_name": "support", "prompt_version": 3, "attributes": {"playground": "run-1"}},
+    )
+    [trace] = harness.queued()
+    assert (trace.prompt_name, trace.prompt_version) == ("support", 3)
+    assert trace.attributes["playground"] == "run-1"
+    with pytest.raises(ValueError, match="unknown trace annotation"):
+        await harness.gateway.handle(CHAT, CALLER, orjson.dumps(_chat("echo")), annotations={"cost": 0})

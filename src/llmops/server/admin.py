@@ -21,8 +21,12 @@ from starlette.routing import compile_path
 from llmops import __version__
 from llmops.gateway.errors import GatewayError
 from llmops.gateway.keys import NAME_PATTERN, InvalidKeyRequest, KeyConflict, KeyNotFound, KeyService
+from llmops.prompts.services import InvalidPrompt, PromptNotFound
 from llmops.server.admin_auth import Admin
+from llmops.server.admin_experiments import experiment_routes
 from llmops.server.admin_gateway import gateway_routes
+from llmops.server.admin_playground import playground_routes
+from llmops.server.admin_prompts import prompt_routes
 from llmops.server.admin_schema import NO_NUL, declare_no_422, error_responses, link
 from llmops.services import Services
 from llmops.tracing.service import (
@@ -205,6 +209,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def key_conflict(_: Request, exc: KeyConflict) -> Response:
         return _error(409, str(exc), code="conflict")
 
+    @app.exception_handler(InvalidPrompt)
+    async def invalid_prompt(_: Request, exc: InvalidPrompt) -> Response:
+        return _error(400, str(exc))
+
+    @app.exception_handler(PromptNotFound)
+    async def prompt_not_found(_: Request, exc: PromptNotFound) -> Response:
+        return _error(404, str(exc.args[0] if exc.args else exc), code="not_found")
+
     @app.exception_handler(TraceNotFound)
     async def not_found(_: Request, exc: TraceNotFound) -> Response:
         return _error(404, str(exc))
@@ -241,6 +253,9 @@ def create_admin_app(services: Services) -> FastAPI:
     app.include_router(gateway_routes())
     app.include_router(_trace_routes(services.store.traces))
     app.include_router(_key_routes(services.store.keys))
+    app.include_router(prompt_routes(services))
+    app.include_router(experiment_routes(services))
+    app.include_router(playground_routes(services))
     return app
 
 
