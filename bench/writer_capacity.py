@@ -2,11 +2,14 @@
 
 Records shaped like the ones `bench/run.sh` produces (the same request body, answer, usage and
 timings) are submitted to a real `TraceWriter` on a uvloop event loop, as fast as it takes them,
-and the clock stops when `llmops_traces_written_total` reaches the count. Two event-loop states:
+and the clock stops when `llmops_traces_written_total` reaches the count (or after --max-seconds:
+the rate is then what was stored by that time). Two event-loop states:
 
   idle  the loop does nothing else: the writer's ceiling
-  busy  a task keeps the loop, and so the GIL, busy the whole time, as the gateway's loop is at
-        its peak: the writer's thread must win the GIL back after every statement it sends
+  busy  a task keeps the loop, and so the GIL, busy the whole time (pure Python, yielding between
+        bursts): the worst case for the writer's thread, which must win the GIL back (up to the 5 ms
+        switch interval) each time the database driver gave it away. The gateway's loop at its
+        peak is less harsh: it waits in epoll between callbacks.
 
 `--compare-core` also measures the writer this one replaced (SQLAlchemy Core `insert()` executemany
 of `to_row()` dicts, 100-row transactions, 8 per trip to a worker thread), in the same sitting.
@@ -15,7 +18,7 @@ Postgres runs in a fresh database (created, then dropped) on the server of --pos
 (default: $LLMOPS_TEST_POSTGRES_URL, else postgresql+psycopg://postgres@127.0.0.1:5432/postgres).
 
 usage: .venv/bin/python bench/writer_capacity.py [--rows N] [--batch-size N] [--repeats N]
-           [--backend sqlite|postgresql|both] [--loop idle|busy|both] [--compare-core]
+           [--backend sqlite|postgresql|both] [--loop idle|busy|both] [--compare-core] [--max-seconds S]
 """
 
 from __future__ import annotations
@@ -88,7 +91,13 @@ async def _spin(stop: asyncio.Event) -> None:
         await asyncio.sleep(0)
 
 
-async def _writer(engine: Engine, records: list[TraceRecord], batch: int) -> float:
+# a run stops at its row count or at its deadline, whichever comes first: (rows stored, seconds)
+Run = Callable[[Engine, list[TraceRecord], int, float, asyncio.Event], Awaitable[tuple[int, float]]]
+
+
+async def _writer(
+    engine: Engine, records: list[TraceRecord], batch: int, deadline: float, stop: asyncio.Event
+) -> tuple[int, float]:
     metrics = GatewayMetrics(MetricsRegistry())
     writer = TraceWriter(
         TraceRepository(engine), metrics, max_queue=len(records) + 1, batch_size=batch, flush_seconds=0.05
@@ -99,15 +108,18 @@ async def _writer(engine: Engine, records: list[TraceRecord], batch: int) -> flo
         for record in records[start : start + 1000]:
             writer.submit(record)
         await asyncio.sleep(0)
-    while metrics.traces_written.value() < len(records):
+    while metrics.traces_written.value() < len(records) and time.perf_counter() < deadline:
         await asyncio.sleep(0.002)
-    seconds = time.perf_counter() - started
+    written, seconds = int(metrics.traces_written.value()), time.perf_counter() - started
+    stop.set()  # the busy loop ends; what is left is written without it
     await writer.drain()
     assert metrics.traces_dropped.values == {}, metrics.traces_dropped.values
-    return seconds
+    return written, seconds
 
 
-async def _core(engine: Engine, records: list[TraceRecord], batch: int) -> float:
+async def _core(
+    engine: Engine, records: list[TraceRecord], batch: int, deadline: float, stop: asyncio.Event
+) -> tuple[int, float]:
     """The replaced writer's work: to_row() dicts, Core executemany, `batch` rows a transaction."""
     repository = TraceRepository(engine)
     queue = deque(records)
@@ -117,28 +129,26 @@ async def _core(engine: Engine, records: list[TraceRecord], batch: int) -> float
             repository.insert_many([record.to_row() for record in taken[start : start + batch]])
 
     started = time.perf_counter()
-    while queue:
+    written = 0
+    while queue and time.perf_counter() < deadline:
         taken = [queue.popleft() for _ in range(min(len(queue), batch * 8))]
         await asyncio.to_thread(trip, taken)
-    return time.perf_counter() - started
+        written += len(taken)
+    return written, time.perf_counter() - started
 
 
-async def _measure(
-    run: Callable[[Engine, list[TraceRecord], int], Awaitable[float]],
-    engine: Engine,
-    rows: int,
-    batch: int,
-    busy: bool,
-) -> float:
+async def _measure(run: Run, engine: Engine, rows: int, batch: int, busy: bool, max_seconds: float) -> float:
+    """Rows stored per second."""
     records = _records(rows)
     stop = asyncio.Event()
     spinner = asyncio.create_task(_spin(stop)) if busy else None
     try:
-        return await run(engine, records, batch)
+        written, seconds = await run(engine, records, batch, time.perf_counter() + max_seconds, stop)
     finally:
         stop.set()
         if spinner is not None:
             await spinner
+    return written / seconds
 
 
 def _encode_microseconds(engine: Engine, batch: int) -> float:
@@ -195,6 +205,9 @@ def main() -> int:
     parser.add_argument("--compare-core", action="store_true", help="also measure the replaced Core writer")
     parser.add_argument("--repeats", type=int, default=2, help="runs per point; the median is reported")
     parser.add_argument(
+        "--max-seconds", type=float, default=30, help="a run stops here even short of --rows (30)"
+    )
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get("LLMOPS_TEST_POSTGRES_URL")
         or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
@@ -202,9 +215,7 @@ def main() -> int:
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     loops = ["idle", "busy"] if args.loop == "both" else [args.loop]
-    paths: list[tuple[str, Callable[[Engine, list[TraceRecord], int], Awaitable[float]]]] = [
-        ("writer", _writer)
-    ]
+    paths: list[tuple[str, Run]] = [("writer", _writer)]
     if args.compare_core:
         paths.append(("core", _core))
     try:
@@ -229,10 +240,11 @@ def main() -> int:
                     for _ in range(args.repeats):
                         _clear(engine)
                         with asyncio.Runner(loop_factory=new_loop) as runner:
-                            seconds = runner.run(
-                                _measure(run, engine, args.rows, args.batch_size, loop_state == "busy")
+                            busy = loop_state == "busy"
+                            measuring = _measure(
+                                run, engine, args.rows, args.batch_size, busy, args.max_seconds
                             )
-                        rates.append(args.rows / seconds)
+                            rates.append(runner.run(measuring))
                     rate = statistics.median(rates)
                     runs = " ".join(f"{r:,.0f}" for r in rates)
                     print(f"{backend:10} {path:6} {loop_state:5} {rate:9,.0f}  {runs}")
