@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         default=True, description="Store request messages and response text in traces."
     )
     key_cache_seconds: float = Field(default=30.0, gt=0, description="How long a checked API key is trusted.")
+    prompt_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often each replica checks the prompt registry for changes (cached prompts dropped).",
+    )
     local_threads: int | None = Field(default=None, ge=1, description="CPU threads for the embedded model.")
     local_context_tokens: int = Field(
         default=2048, ge=256, description="Context window of the embedded model."
