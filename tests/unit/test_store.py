@@ -422,3 +422,130 @@ def test_many_rows_in_one_batch(db: Engine) -> None:
     )
     assert repository.count() == 1000
     assert time.perf_counter() - started < 10
+
+
+# --- the trace writer's insert path (trace_rows) -----------------------------------------------
+
+
+def _values(engine: Engine, n: int, **fields: Any) -> tuple[Any, ...]:
+    """Row ``n`` as the trace writer queues it for this backend."""
+    started = (BASE + timedelta(minutes=n)).timestamp()
+    record = TraceRecord(
+        id=_trace_id(n),
+        started_at=started,
+        endpoint="chat.completions",
+        requested_model=fields.pop("requested_model", "model-a"),
+        stream=False,
+        ended_at=started + 0.5,
+        latency_ms=500.0,
+    )
+    for name, value in fields.items():
+        setattr(record, name, value)
+    return record.values(TraceRepository(engine).row_sink(1).format_time)
+
+
+@pytest.mark.parametrize(
+    ("count", "max_rows", "sizes"),
+    [
+        (0, 100, []),
+        (100, 100, [100]),
+        (250, 100, [100, 100, 32, 16, 2]),
+        (7, 100, [4, 2, 1]),
+        (64, 100, [64]),
+        (3, 1, [1, 1, 1]),
+    ],
+)
+def test_statement_sizes(count: int, max_rows: int, sizes: list[int]) -> None:
+    from llmops.store.trace_rows import _statement_sizes
+
+    assert _statement_sizes(count, max_rows) == sizes
+    assert sum(sizes) == count
+
+
+def test_row_sink_stores_what_insert_many_stores(db: Engine) -> None:
+    repository = TraceRepository(db)
+    fields: dict[str, Any] = {
+        "request": {"messages": [{"role": "user", "content": "é 🎉"}], "temperature": 0.1},
+        "attributes": {"choices": ["a", "b"]},
+        "response_text": "answer",
+        "prompt_tokens": 3,
+        "cost": 1e-6,
+    }
+    repository.insert_many([_row(1, **dict(fields))])
+    with repository.row_sink(100).session() as session:
+        session.insert([_values(db, 2, **dict(fields)), _values(db, 3)])
+    first, second = repository.get(_trace_id(1)), repository.get(_trace_id(2))
+    assert first is not None
+    assert second is not None
+    for key in ("id", "started_at", "ended_at"):
+        first.pop(key), second.pop(key)
+    assert first == second
+    third = repository.get(_trace_id(3))
+    assert third is not None
+    assert third["request"] is None
+    assert third["started_at"] == BASE + timedelta(minutes=3)
+
+
+def test_row_sink_batch_is_all_or_nothing(db: Engine) -> None:
+    """Seven rows go as 4 + 2 + 1 on SQLite (one transaction) and one COPY on Postgres: a duplicate
+    in the last part refuses them all, and the session stays usable."""
+    from llmops.store.trace_rows import RowsRefused
+
+    repository = TraceRepository(db)
+    sink = repository.row_sink(100)
+    with sink.session() as session:
+        session.insert([_values(db, 1)])
+        with pytest.raises(RowsRefused):
+            session.insert([_values(db, n) for n in (2, 3, 4, 5, 6, 7, 1)])
+        assert repository.count() == 1
+        session.insert([_values(db, n) for n in (2, 3, 4, 5, 6, 7)])
+    assert repository.count() == 7
+
+
+def test_row_sink_nul_is_refused_by_postgres_only(db: Engine) -> None:
+    from llmops.store.trace_rows import RowsRefused
+
+    repository = TraceRepository(db)
+    row = _values(db, 1, response_text="a\x00b")
+    with repository.row_sink(100).session() as session:
+        if db.dialect.name == "postgresql":
+            with pytest.raises(RowsRefused):
+                session.insert([row])
+        else:
+            session.insert([row])
+    assert repository.count() == (0 if db.dialect.name == "postgresql" else 1)
+
+
+def test_row_sink_unreachable_postgres_is_unavailable() -> None:
+    from llmops.store.trace_rows import DatabaseUnavailable
+
+    engine = create_database_engine("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
+    try:
+        with pytest.raises(DatabaseUnavailable), TraceRepository(engine).row_sink(10).session():
+            pass
+    finally:
+        engine.dispose()
+
+
+def test_row_sink_locked_sqlite_is_unavailable(tmp_path: Path) -> None:
+    import sqlite3
+
+    from sqlalchemy import event
+
+    from llmops.store.trace_rows import DatabaseUnavailable
+
+    engine = open_database(f"sqlite:///{tmp_path / 'locked.db'}")
+    event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA busy_timeout=50"))
+    engine.dispose()
+    locker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        with TraceRepository(engine).row_sink(10).session() as session, pytest.raises(DatabaseUnavailable):
+            session.insert([_values(engine, 1)])
+        locker.execute("COMMIT")
+        with TraceRepository(engine).row_sink(10).session() as session:
+            session.insert([_values(engine, 1)])
+        assert TraceRepository(engine).count() == 1
+    finally:
+        locker.close()
+        engine.dispose()

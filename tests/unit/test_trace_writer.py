@@ -552,7 +552,7 @@ async def test_unserialisable_record_is_counted_and_the_writer_goes_on(
 
 
 async def test_unreachable_database_keeps_the_rows_then_counts_them_at_shutdown(
-    metrics: GatewayMetrics,
+    metrics: GatewayMetrics, caplog: pytest.LogCaptureFixture
 ) -> None:
     engine = create_database_engine("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
     try:
@@ -567,6 +567,8 @@ async def test_unreachable_database_keeps_the_rows_then_counts_them_at_shutdown(
         await writer.drain()
         assert writer.depth == 0
         assert metrics.traces_dropped.value(("shutdown",)) == 2
+        assert "cannot write 2 traces, will retry: connection failed" in caplog.text
+        assert "the trace writer failed" not in caplog.text  # an outage, not a bug
     finally:
         engine.dispose()
 

@@ -91,6 +91,13 @@ class TraceRowSink:
         """``statement_rows``: the writer's batch size."""
         self._engine = engine
         self._statement_rows = statement_rows
+        # what checking out a connection raises when the database cannot be reached: SQLAlchemy's
+        # wrappers, and the driver's own errors (a failed connect reaches us unwrapped)
+        self._connect_errors: tuple[type[BaseException], ...] = (
+            SQLAlchemyError,
+            OSError,
+            engine.dialect.loaded_dbapi.Error,
+        )
 
     @contextmanager
     def session(self) -> Iterator[TraceRowSession]:
@@ -100,7 +107,7 @@ class TraceRowSink:
         """
         try:
             connection = self._engine.raw_connection()
-        except (SQLAlchemyError, OSError) as exc:
+        except self._connect_errors as exc:
             raise DatabaseUnavailable(_first_line(exc)) from exc
         healthy = False
         try:
