@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     trace_batch_size: int = Field(
         default=100,
         ge=1,
-        description="Traces written per transaction (smaller batches hold the GIL for less).",
+        description="Traces written per statement (smaller batches hold the GIL for less).",
     )
     trace_flush_seconds: float = Field(
         default=0.25, gt=0, description="Longest wait before a batch is written."
