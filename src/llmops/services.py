@@ -20,11 +20,13 @@ from llmops.gateway.auth import Authenticator
 from llmops.gateway.cache import ResponseCache
 from llmops.gateway.catalog import ModelCatalog, configured_models
 from llmops.gateway.keys import KeyService
+from llmops.gateway.prompting import PromptStep
 from llmops.gateway.reload import ConfigReloader
 from llmops.gateway.router import Router
 from llmops.gateway.service import Gateway
 from llmops.prompts.experiments import ExperimentService
 from llmops.prompts.repository import PromptRepository
+from llmops.prompts.resolver import PromptResolver
 from llmops.prompts.services import PromptService
 from llmops.providers.base import ProviderContext
 from llmops.providers.registry import ProviderRegistry
@@ -87,6 +89,7 @@ class Services:
     gateway: Gateway
     cache: ResponseCache
     reloader: ConfigReloader
+    prompt_resolver: PromptResolver
 
     @property
     def catalog(self) -> ModelCatalog:
@@ -97,6 +100,7 @@ class Services:
         await asyncio.to_thread(self.authenticator.load)
         self.writer.start()
         self.authenticator.start()
+        await self.prompt_resolver.start()
         await self.catalog.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -113,6 +117,7 @@ class Services:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await self.writer.drain()
         await self.authenticator.stop()
+        await self.prompt_resolver.stop()
         await self.reloader.aclose()
         await self.cache.aclose()
         await self.catalog.aclose()
@@ -207,8 +212,17 @@ def build_services(
         store.key_repository, cache_seconds=settings.key_cache_seconds, open_allowed=open_allowed
     )
     cache = build_cache(settings, metrics, context)
+    prompt_resolver = PromptResolver(
+        store.prompts, store.experiments, refresh_seconds=settings.prompt_refresh_seconds
+    )
     gateway = Gateway(
-        catalog, writer, metrics, record_content=settings.trace_content, router=Router(metrics), cache=cache
+        catalog,
+        writer,
+        metrics,
+        record_content=settings.trace_content,
+        router=Router(metrics),
+        cache=cache,
+        prompts=PromptStep(prompt_resolver, record_variables=settings.trace_content),
     )
     for gauge in _deployment_gauges(gateway):
         metrics_registry.add(gauge)
@@ -226,4 +240,5 @@ def build_services(
         gateway=gateway,
         cache=cache,
         reloader=reloader,
+        prompt_resolver=prompt_resolver,
     )

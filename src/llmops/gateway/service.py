@@ -1,10 +1,10 @@
-"""The gateway's request path: validate → resolve the model → cache → router → answer → trace.
+"""The gateway's request path: validate → prompt → resolve the model → cache → router → answer → trace.
 
 HTTP-agnostic: the server hands in the caller, the raw body and the cache directive header, and
 gets back either a whole answer or a stream of SSE bytes, with extra response headers. Each step
-is its own object (:class:`ResponseCache`, :class:`Router`, :class:`TraceRecorder`); this module
-only strings them together. Nothing here awaits the database: the trace goes to the background
-writer's queue and the metrics are in-memory counters.
+is its own object (:class:`PromptStep`, :class:`ResponseCache`, :class:`Router`,
+:class:`TraceRecorder`); this module only strings them together. Nothing here awaits the database:
+the trace goes to the background writer's queue and the metrics are in-memory counters.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from llmops.gateway.catalog import ModelCatalog, ModelRoute
 from llmops.gateway.deployments import Deployment
 from llmops.gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from llmops.gateway.errors import GatewayError
+from llmops.gateway.prompting import PREFIX as PROMPT_PREFIX
+from llmops.gateway.prompting import PromptStep
 from llmops.gateway.recorder import TraceRecorder
 from llmops.gateway.router import CallLog, Router, close_quietly
 from llmops.gateway.streams import StreamObserver
@@ -61,12 +63,14 @@ class Gateway:
         record_content: bool,
         router: Router | None = None,
         cache: ResponseCache | None = None,
+        prompts: PromptStep | None = None,
     ) -> None:
         self.catalog = catalog
         self._writer = writer
         self._recorder = TraceRecorder(writer, metrics, record_content=record_content)
         self._router = router or Router(metrics)
         self._cache = cache
+        self._prompts = prompts
 
     def use_catalog(self, catalog: ModelCatalog) -> ModelCatalog:
         """Swap in a reloaded catalog; requests under way finish on the one they started with."""
@@ -81,11 +85,13 @@ class Gateway:
         cache_directive: bytes | None = None,
         *,
         annotations: Mapping[str, Any] | None = None,
+        user_header: bytes | None = None,
     ) -> WholeReply | StreamReply:
         """Answer one request; raises GatewayError (already traced) for anything but success.
 
         ``annotations`` lets code inside llmops (the playground, evaluation runs) say what a request
         is for: trace fields among :data:`ANNOTATION_FIELDS`, and ``attributes`` merged into the trace's.
+        ``user_header`` (``x-llmops-user``) is the sticky subject of experiments that ask for it.
         """
         start = time.perf_counter()
         admission = self._writer.admission()
@@ -105,11 +111,18 @@ class Gateway:
         route: ModelRoute | None = None
         try:
             payload = validation.parse_body(body)
-            record.requested_model = validation.model_name(payload)[:MAX_MODEL_NAME]
+            model = validation.model_name(payload)
+            record.requested_model = model[:MAX_MODEL_NAME]
             record.stream = payload.get("stream") is True
             if self._recorder.record_content:
                 record.request = payload
-            route = self._resolve(catalog, record.requested_model, endpoint, payload)
+            prompt = None
+            if self._prompts is not None and model.startswith(PROMPT_PREFIX):
+                payload = await self._prompts.apply(endpoint, payload, record, user_header)
+                model, prompt = payload["model"], model
+                if self._recorder.record_content:
+                    record.request = payload  # what went upstream: the rendered request
+            route = self._resolve(catalog, model, endpoint, payload, prompt)
         except GatewayError as rejected:
             self._recorder.finish_error(record, rejected, start, route is not None)
             raise
@@ -146,11 +159,14 @@ class Gateway:
         self._recorder.finish(record, start, True)
         return WholeReply(result.body, headers=headers)
 
-    def _resolve(self, catalog: ModelCatalog, name: str, endpoint: Endpoint, payload: Payload) -> ModelRoute:
+    def _resolve(
+        self, catalog: ModelCatalog, name: str, endpoint: Endpoint, payload: Payload, prompt: str | None
+    ) -> ModelRoute:
         route = catalog.get(name)
         if route is None:
+            named_by = f" (the model of {prompt!r})" if prompt else ""
             raise GatewayError(
-                404, f"the model {name!r} does not exist", param="model", code="model_not_found"
+                404, f"the model {name!r}{named_by} does not exist", param="model", code="model_not_found"
             )
         endpoint.check(payload)
         if payload.get("stream") and not endpoint.streams:

@@ -13,6 +13,7 @@ import logging
 from llmops.gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from llmops.gateway.errors import GatewayError
 from llmops.gateway.service import StreamReply
+from llmops.prompts.experiments import USER_HEADER
 from llmops.server.asgi import (
     JSON_HEADERS,
     SSE_HEADERS,
@@ -60,7 +61,11 @@ class OpenAIRoutes:
                     raise GatewayError(405, f"{path} accepts POST only", headers=[(b"allow", b"POST")])
                 body = await read_body(scope, receive, self._limit)
                 reply = await self._gateway.handle(
-                    endpoint, principal, body, header(scope, b"x-llmops-cache")
+                    endpoint,
+                    principal,
+                    body,
+                    header(scope, b"x-llmops-cache"),
+                    user_header=header(scope, USER_HEADER),
                 )
                 if isinstance(reply, StreamReply):
                     await _stream(reply, receive, send)
