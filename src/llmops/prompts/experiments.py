@@ -7,20 +7,25 @@ field, or the ``x-llmops-user`` header) picks the variant, so one user always se
 request with no subject gets a random one. Promoting the winner moves the label to its version and
 ends the experiment; stopping ends it and leaves the label where it was.
 
-Errors: :class:`~llmops.prompts.services.PromptNotFound` (no such experiment or prompt: 404),
-:class:`~llmops.prompts.services.InvalidPrompt` (bad variants, weights, or state: 400).
+Errors: :class:`~llmops.prompts.services.PromptNotFound` (no such experiment, prompt or version: 404)
+and its kind :class:`VariantNotFound` (the experiment has no such variant: 404);
+:class:`~llmops.prompts.services.InvalidPrompt` (bad name, variants or weights: 400) and its kind
+:class:`ExperimentConflict` (the name is taken, another experiment runs on the label, or the
+experiment has ended: 409 on the REST API).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from llmops.ids import new_id
@@ -29,10 +34,28 @@ from llmops.prompts.services import DEFAULT_LABEL, InvalidPrompt, PromptNotFound
 from llmops.prompts.spec import valid_label, valid_name
 from llmops.prompts.tables import experiment_variants, experiments
 
+if TYPE_CHECKING:
+    from llmops.prompts.experiment_results import ExperimentResults
+
 RUNNING = "running"
+STATUSES = (RUNNING, "promoted", "stopped")
 STICKY_BY = ("user", "header")
+MAX_VARIANTS = 20
+MAX_WEIGHT = 1_000_000.0
+MAX_VERSION = 2**31 - 1  # the version column is a 32-bit integer
+MAX_DESCRIPTION = 2000
+_VARIANT_SPEC = re.compile(r"^(?P<name>[^=]+)=(?P<version>\d+)(?::(?P<weight>[^:]+))?$")
 USER_HEADER = b"x-llmops-user"
 _SCALE = float(2**64)
+
+
+class ExperimentConflict(InvalidPrompt):
+    """The request contradicts the experiment's state: its name is taken, another experiment runs on
+    the same prompt and label, or it has ended already."""
+
+
+class VariantNotFound(PromptNotFound):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +103,18 @@ class Experiment:
         raise InvalidPrompt(f"experiment {self.name!r} has no variant {name!r}")
 
 
+def parse_variant(text: str) -> tuple[str, int, float]:
+    """``NAME=VERSION`` or ``NAME=VERSION:WEIGHT`` (weight 1 when not given), as the CLI takes them."""
+    match = _VARIANT_SPEC.match(text.strip())
+    if match is None:
+        raise InvalidPrompt(f"variant {text!r}: expected NAME=VERSION or NAME=VERSION:WEIGHT, e.g. b=2:3")
+    try:
+        weight = float(match["weight"]) if match["weight"] is not None else 1.0
+    except ValueError:
+        raise InvalidPrompt(f"variant {text!r}: the weight {match['weight']!r} is not a number") from None
+    return match["name"].strip(), int(match["version"]), weight
+
+
 def assign(
     experiment_id: str, subject: str | None, variants: Sequence[Variant], rng: random.Random
 ) -> Variant:
@@ -115,25 +150,13 @@ class ExperimentService:
         description: str | None = None,
         author: str | None = None,
     ) -> Experiment:
-        if not valid_name(name):
-            raise InvalidPrompt(f"name: {name!r} is not a valid experiment name")
-        if not valid_label(label):
-            raise InvalidPrompt(f"label: {label!r} is not a label")
-        if sticky_by not in STICKY_BY:
-            raise InvalidPrompt(f"sticky_by: expected one of {', '.join(STICKY_BY)}, got {sticky_by!r}")
-        if len(variants) < 2:
-            raise InvalidPrompt("an experiment needs at least two variants")
-        names = [variant[0] for variant in variants]
-        if len(set(names)) != len(names):
-            raise InvalidPrompt("variant names must differ")
-        for variant_name, version, weight in variants:
-            if not valid_label(variant_name):
-                raise InvalidPrompt(f"variant name {variant_name!r}: letters, digits, '.', '_' or '-'")
-            if not weight > 0:
-                raise InvalidPrompt(f"variant {variant_name!r}: weight must be greater than 0")
+        _check_definition(name, label, sticky_by, variants, description, author)
+        for _, version, _ in variants:
             self._prompts.get(f"{prompt}#{version}")  # the version exists (PromptNotFound otherwise)
         if self.running_for(prompt, label) is not None:
-            raise InvalidPrompt(f"an experiment already runs on {prompt}@{label}; stop or promote it first")
+            raise ExperimentConflict(
+                f"an experiment already runs on {prompt}@{label}; stop or promote it first"
+            )
         experiment_id = f"exp_{new_id()}"
         now = datetime.now(UTC)
         try:
@@ -160,11 +183,13 @@ class ExperimentService:
                 )
                 self._repository.bump_revision(connection)
         except IntegrityError:
-            raise InvalidPrompt(f"an experiment named {name!r} exists already") from None
+            raise ExperimentConflict(f"an experiment named {name!r} exists already") from None
         return self.get(experiment_id)
 
     def get(self, key: str) -> Experiment:
         """By id or name."""
+        if not valid_name(key):  # no query for what cannot be a name or an id (NUL, ...)
+            raise PromptNotFound(f"experiment {key!r} not found")
         with self._engine.connect() as connection:
             row = connection.execute(
                 select(experiments).where((experiments.c.id == key) | (experiments.c.name == key))
@@ -179,7 +204,16 @@ class ExperimentService:
         return _experiment(dict(row._mapping), variants)
 
     def find(self, *, prompt: str | None = None, status: str | None = None) -> list[Experiment]:
-        query = select(experiments.c.id).order_by(experiments.c.created_at.desc())
+        """Running ones first, then newest first; optionally only one prompt's, or one status."""
+        if prompt is not None and not valid_name(prompt):
+            raise InvalidPrompt(f"prompt: {prompt!r} is not a prompt name")
+        if status is not None and status not in STATUSES:
+            raise InvalidPrompt(f"status: expected one of {', '.join(STATUSES)}, got {status!r}")
+        query = select(experiments.c.id).order_by(
+            case((experiments.c.status == RUNNING, 0), else_=1),
+            experiments.c.created_at.desc(),
+            experiments.c.id,
+        )
         if prompt is not None:
             query = query.where(experiments.c.prompt == prompt)
         if status is not None:
@@ -197,21 +231,27 @@ class ExperimentService:
                 return experiment
         return None
 
+    def results(self, key: str, *, control: str | None = None) -> ExperimentResults:
+        """Per-variant figures from the traces and feedback, each variant compared with the control (the
+        first variant by name unless ``control`` names another), and a recommendation."""
+        from llmops.prompts.experiment_results import experiment_results
+
+        return experiment_results(self._engine, self.get(key), control=control)
+
     def promote(self, key: str, variant: str, *, author: str | None = None) -> Experiment:
         """Move the experiment's label to the winner's version and end the experiment."""
-        experiment = self._require_running(key)
-        winner = experiment.variant(variant)
+        experiment = self.get(key)
+        if variant not in {v.name for v in experiment.variants}:
+            raise VariantNotFound(
+                f"experiment {experiment.name!r} has no variant {variant!r} "
+                f"(it has {', '.join(v.name for v in experiment.variants)})"
+            )
+        winner = _running(experiment).variant(variant)
         self._prompts.set_label(experiment.prompt, experiment.label, winner.version, author=author)
         return self._end(experiment, "promoted", winner.name)
 
     def stop(self, key: str) -> Experiment:
-        return self._end(self._require_running(key), "stopped", None)
-
-    def _require_running(self, key: str) -> Experiment:
-        experiment = self.get(key)
-        if experiment.status != RUNNING:
-            raise InvalidPrompt(f"experiment {experiment.name!r} is {experiment.status}, not running")
-        return experiment
+        return self._end(_running(self.get(key)), "stopped", None)
 
     def _end(self, experiment: Experiment, status: str, winner: str | None) -> Experiment:
         with self._engine.begin() as connection:
@@ -222,6 +262,50 @@ class ExperimentService:
             )
             self._repository.bump_revision(connection)
         return self.get(experiment.id)
+
+
+def _running(experiment: Experiment) -> Experiment:
+    if experiment.status != RUNNING:
+        raise ExperimentConflict(f"experiment {experiment.name!r} is {experiment.status}, not running")
+    return experiment
+
+
+def _check_definition(
+    name: str,
+    label: str,
+    sticky_by: str,
+    variants: Sequence[tuple[str, int, float]],
+    description: str | None,
+    author: str | None,
+) -> None:
+    if not valid_name(name):
+        raise InvalidPrompt(f"name: {name!r} is not a valid experiment name (letters, digits, '.', '_', '-')")
+    if not valid_label(label):
+        raise InvalidPrompt(f"label: {label!r} is not a label")
+    if sticky_by not in STICKY_BY:
+        raise InvalidPrompt(f"sticky_by: expected one of {', '.join(STICKY_BY)}, got {sticky_by!r}")
+    if len(variants) < 2:
+        raise InvalidPrompt("an experiment needs at least two variants")
+    if len(variants) > MAX_VARIANTS:
+        raise InvalidPrompt(f"an experiment has at most {MAX_VARIANTS} variants")
+    names = [variant[0] for variant in variants]
+    if len(set(names)) != len(names):
+        raise InvalidPrompt("variant names must differ")
+    for variant_name, version, weight in variants:
+        if not valid_label(variant_name):
+            raise InvalidPrompt(
+                f"variant name {variant_name!r}: letters, digits, '.', '_' or '-', not only digits"
+            )
+        if not 1 <= version <= MAX_VERSION:
+            raise InvalidPrompt(f"variant {variant_name!r}: version must be a positive number")
+        if not (weight > 0 and math.isfinite(weight)) or weight > MAX_WEIGHT:
+            raise InvalidPrompt(
+                f"variant {variant_name!r}: weight must be greater than 0 and at most {MAX_WEIGHT:g}"
+            )
+    if description is not None and (len(description) > MAX_DESCRIPTION or "\x00" in description):
+        raise InvalidPrompt(f"description: at most {MAX_DESCRIPTION} characters, no NUL")
+    if author is not None and "\x00" in author:
+        raise InvalidPrompt("author: no NUL characters")
 
 
 def _experiment(row: dict[str, Any], variants: Sequence[Any]) -> Experiment:
