@@ -16,6 +16,8 @@
 #                   $UPSTREAM_BASE           (default: one model, fake-model, one deployment)
 #   BENCH_DATABASE_URL  database to trace into (default: SQLite in the data folder)
 #   BENCH_REDIS_URL     Redis for the shared response cache (default: none, in-memory cache)
+#   BENCH_PROMPTS_DIR   prompt YAML files pushed to the registry before serving, so that requests can
+#                   name them (--model 'prompt:support@production' with bench/prompts; default: none)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,8 +42,21 @@ export LLMOPS_MODELS=${LLMOPS_MODELS//UPSTREAM_BASE/$UPSTREAM_BASE}
 unset LLMOPS_CONFIG LLMOPS_DATABASE_URL LLMOPS_TRACE_CONTENT LLMOPS_REDIS_URL
 if [ -n "${BENCH_DATABASE_URL:-}" ]; then export LLMOPS_DATABASE_URL=$BENCH_DATABASE_URL; fi
 if [ -n "${BENCH_REDIS_URL:-}" ]; then export LLMOPS_REDIS_URL=$BENCH_REDIS_URL; fi
+PROMPTS_DIR=""
+if [ -n "${BENCH_PROMPTS_DIR:-}" ]; then PROMPTS_DIR=$(realpath "$BENCH_PROMPTS_DIR"); fi
 cd "$LLMOPS_HOME"
 
 "$LLMOPS_BIN" keys create --name bench --scope inference --secret "$BENCH_API_KEY" >/dev/null
+if [ -n "$PROMPTS_DIR" ]; then  # through the service function (what `llmops prompts push` calls)
+  "$(dirname "$LLMOPS_BIN")/python" -c '
+import sys
+from pathlib import Path
+from llmops.services import open_store
+from llmops.settings import load_settings
+store = open_store(load_settings())
+for pushed in store.prompts.push_dir(Path(sys.argv[1])):
+    print(f"start_llmops.sh: prompt {pushed.version.name}#{pushed.version.number} labels {pushed.labels_moved}", file=sys.stderr)
+store.close()' "$PROMPTS_DIR"
+fi
 echo "start_llmops.sh: LLMOPS_HOME=$LLMOPS_HOME upstream=$UPSTREAM_BASE port=$GATEWAY_PORT" >&2
 exec "$LLMOPS_BIN" serve --host 127.0.0.1 --port "$GATEWAY_PORT" --log-level warning
