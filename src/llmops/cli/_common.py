@@ -28,6 +28,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def _readable_errors() -> tuple[type[Exception], ...]:
     from llmops.gateway.keys import InvalidKeyRequest
+    from llmops.prompts.services import InvalidPrompt, PromptNotFound
     from llmops.providers.registry import ProviderConfigError
     from llmops.server.run import ServeError
     from llmops.settings import SettingsError
@@ -42,6 +43,8 @@ def _readable_errors() -> tuple[type[Exception], ...]:
         InvalidQuery,
         TraceNotFound,
         InvalidKeyRequest,
+        InvalidPrompt,
+        PromptNotFound,
     )
 
 
