@@ -1,7 +1,9 @@
 """The prompt registry's service functions, behind the CLI, the REST API and the gateway.
 
 Errors: :class:`PromptNotFound` (no such prompt, version or label: 404), :class:`InvalidPrompt`
-(bad content, template, variables, label or reference: 400; a :class:`RenderError` is one too).
+(bad content, template, variables, label or reference: 400; a :class:`RenderError` is one too), and
+its subclass :class:`PromptConflict` (valid, but not with the prompt as it is: a version of another
+kind, a rollback with nothing earlier to go back to: 409).
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ import yaml
 from pydantic import ValidationError
 
 from llmops.prompts.repository import PromptRepository
-from llmops.prompts.spec import PromptContent, PromptFile, file_data, valid_label, valid_name
+from llmops.prompts.spec import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    MAX_VERSION,
+    PromptContent,
+    PromptFile,
+    file_data,
+    valid_label,
+    valid_name,
+)
 from llmops.prompts.templates import Rendered, RenderError, check_content, render
 
 DEFAULT_LABEL = "production"
@@ -29,7 +40,15 @@ class PromptNotFound(LookupError):
 
 
 class InvalidPrompt(ValueError):
-    pass
+    """Bad input; ``param`` names the field at fault when there is one (``variables.question``)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class PromptConflict(InvalidPrompt):
+    """Valid on its own, but not with the prompt's current state."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +146,14 @@ class PromptService:
         """Store ``content`` as the prompt's next version, unless a version with this content exists."""
         if not valid_name(name):
             raise InvalidPrompt(f"name: {name!r} is not a prompt name (letters, digits, '.', '_', '-')")
+        _check_about(message=message, author=author, description=description, tags=tags)
         try:
             check_content(content)
         except RenderError as exc:
             raise InvalidPrompt(str(exc)) from None
         existing = self._prompts.get_prompt(name)
         if existing is not None and existing["kind"] != content.kind:
-            raise InvalidPrompt(
+            raise PromptConflict(
                 f"prompt {name!r} is a {existing['kind']} prompt; a version cannot make it {content.kind}"
             )
         row, created = self._prompts.add_version(
@@ -170,7 +190,8 @@ class PromptService:
         )
 
     def push_dir(self, folder: Path, author: str | None = None) -> list[PushResult]:
-        """Every ``*.yaml``/``*.yml`` file of ``folder`` (recursively), checked all first, then pushed."""
+        """Every ``*.yaml``/``*.yml`` file of ``folder`` (recursively, hidden folders such as ``.github``
+        left out), checked all first, then pushed."""
         specs = [read_prompt_file(path) for path in prompt_files(folder)]
         names = [spec.name for spec in specs]
         duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -179,8 +200,10 @@ class PromptService:
         for spec in specs:  # every file valid before anything is stored
             try:
                 check_content(spec.content())
-            except (RenderError, ValidationError) as exc:
+            except RenderError as exc:
                 raise InvalidPrompt(f"{spec.name}: {exc}") from None
+            except ValidationError as exc:
+                raise InvalidPrompt(_first_error(exc, spec.name)) from None
         return [self.push_file(spec, author) for spec in specs]
 
     def pull_dir(self, folder: Path) -> list[Path]:
@@ -206,15 +229,22 @@ class PromptService:
 
     # -- labels ----------------------------------------------------------------------------------------
 
-    def set_label(self, name: str, label: str, version: int, *, author: str | None = None) -> dict[str, Any]:
-        """Point a label at a version: a deploy."""
+    def set_label(
+        self, name: str, label: str, version: int, *, author: str | None = None
+    ) -> dict[str, Any] | None:
+        """Point a label at a version: a deploy. The event of the move (None when it points there already)."""
         if not valid_label(label):
             raise InvalidPrompt(f"label: {label!r} (letters, digits, '.', '_' or '-', not only digits)")
+        _check_about(author=author)
         self._require_version(name, version)
+        current = self._prompts.label(name, label)
+        if current is not None and int(current["version"]) == version:
+            return None
         return self._prompts.move_label(name, label, version, action="deploy", author=author)
 
     def rollback(self, name: str, label: str, *, author: str | None = None) -> dict[str, Any]:
         """Move a label back to where it pointed before its last deploy (repeatable, step by step)."""
+        _check_about(author=author)
         self._require_prompt(name)
         stack: list[int] = []
         for event in self._prompts.label_history(name, label):
@@ -223,18 +253,28 @@ class PromptService:
                     stack.pop()
             elif event["to_version"] is None:
                 stack.clear()
-            else:
+            elif not stack or stack[-1] != int(event["to_version"]):  # a move to where it was is no step
                 stack.append(int(event["to_version"]))
         if not stack:
             raise PromptNotFound(f"prompt {name!r} has no label {label!r}")
         if len(stack) < 2:
-            raise InvalidPrompt(f"label {label!r} of {name!r} has no earlier version to roll back to")
+            raise PromptConflict(f"label {label!r} of {name!r} has no earlier version to roll back to")
         return self._prompts.move_label(name, label, stack[-2], action="rollback", author=author)
 
     def remove_label(self, name: str, label: str, *, author: str | None = None) -> dict[str, Any]:
+        _check_about(author=author)
+        self._require_prompt(name)
         if self._prompts.label(name, label) is None:
             raise PromptNotFound(f"prompt {name!r} has no label {label!r}")
         return self._prompts.move_label(name, label, None, action="remove", author=author)
+
+    def label(self, name: str, label: str) -> dict[str, Any]:
+        """Where one label points now (with who moved it last, and when)."""
+        self._require_prompt(name)
+        row = self._prompts.label(name, label)
+        if row is None:
+            raise PromptNotFound(f"prompt {name!r} has no label {label!r}")
+        return row
 
     def labels(self, name: str) -> list[dict[str, Any]]:
         self._require_prompt(name)
@@ -247,13 +287,22 @@ class PromptService:
     # -- reading ---------------------------------------------------------------------------------------
 
     def list_prompts(self, *, tag: str | None = None, search: str | None = None) -> list[dict[str, Any]]:
+        """Every prompt (name, kind, description, tags, latest_version, labels {label: version}, times)."""
         return self._prompts.list_prompts(tag=tag, search=search)
+
+    def prompt(self, name: str) -> dict[str, Any]:
+        """One prompt's row as :meth:`list_prompts` gives it."""
+        prompt = self._require_prompt(name)
+        prompt["labels"] = {row["label"]: int(row["version"]) for row in self._prompts.labels(name)}
+        return prompt
 
     def get(self, reference: Reference | str) -> PromptVersion:
         """A version by number, by label, or (a bare name) the ``production`` label, else the latest."""
         ref = parse_reference(reference) if isinstance(reference, str) else reference
         prompt = self._require_prompt(ref.name)
         number = ref.version
+        if number is not None and not 1 <= number <= MAX_VERSION:
+            raise PromptNotFound(f"prompt {ref.name!r} has no version {number}")
         if number is None:
             label = self._prompts.label(ref.name, ref.label or DEFAULT_LABEL)
             if label is not None:
@@ -281,7 +330,8 @@ class PromptService:
         try:
             return version, render(version.content, variables)
         except RenderError as exc:
-            raise InvalidPrompt(str(exc)) from None
+            param = f"variables.{exc.variable}" if exc.variable else None
+            raise InvalidPrompt(str(exc), param=param) from None
 
     def diff(self, name: str, old: int, new: int) -> PromptDiff:
         before = self.get(Reference(name, version=old)).content
@@ -316,7 +366,7 @@ class PromptService:
 
     def _require_version(self, name: str, number: int) -> None:
         self._require_prompt(name)
-        if self._prompts.get_version(name, number) is None:
+        if not 1 <= number <= MAX_VERSION or self._prompts.get_version(name, number) is None:
             raise PromptNotFound(f"prompt {name!r} has no version {number}")
 
     def _labels_by_version(self, name: str) -> dict[int, tuple[str, ...]]:
@@ -366,26 +416,70 @@ def prompt_files(folder: Path) -> Iterator[Path]:
     if not folder.is_dir():
         raise InvalidPrompt(f"not a folder: {folder}")
     yield from sorted(
-        path for path in folder.rglob("*") if path.suffix in (".yaml", ".yml") and path.is_file()
+        path
+        for path in folder.rglob("*")
+        if path.suffix in (".yaml", ".yml")
+        and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     )
 
 
-def read_prompt_file(path: Path) -> PromptFile:
+def read_prompt_file(path: Path, *, name: str | None = None) -> PromptFile:
+    """One prompt file; ``name`` replaces the file's own (which may then be left out)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise InvalidPrompt(f"{path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise InvalidPrompt(f"{path}: expected a mapping with name, kind, messages or template, ...")
+    if name is not None:
+        data["name"] = name
+    return parse_prompt_file(data, str(path))
+
+
+def parse_prompt_file(data: dict[str, Any], where: str | None = None) -> PromptFile:
+    """A prompt file's mapping, checked; an :class:`InvalidPrompt` of one line when it is not one."""
     try:
         return PromptFile.model_validate(data)
     except ValidationError as exc:
-        raise InvalidPrompt(f"{path}: {_first_error(exc, None)}") from None
+        message = _first_error(exc, None)
+        raise InvalidPrompt(f"{where}: {message}" if where else message) from None
 
 
 def _first_error(exc: ValidationError, name: str | None) -> str:
     first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "prompt"
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     prefix = f"{name}: " if name else ""
-    return f"{prefix}{where}: {first['msg']}{more}"
+    return f"{prefix}{where}: {message}{more}" if where else f"{prefix}{message}{more}"
+
+
+_ABOUT_LIMITS = {"message": 2000, "author": 200, "description": 2000}
+
+
+def _check_about(
+    *,
+    message: str | None = None,
+    author: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+) -> None:
+    """What is said about a version or a move fits its column: lengths, and no NUL."""
+    for field_name, value in (("message", message), ("author", author), ("description", description)):
+        if value is None:
+            continue
+        if len(value) > _ABOUT_LIMITS[field_name]:
+            raise InvalidPrompt(
+                f"{field_name}: longer than {_ABOUT_LIMITS[field_name]} characters", param=field_name
+            )
+        if "\x00" in value:
+            raise InvalidPrompt(f"{field_name}: contains a NUL character", param=field_name)
+    if tags is not None:
+        if len(tags) > MAX_TAGS:
+            raise InvalidPrompt(f"tags: more than {MAX_TAGS}", param="tags")
+        for tag in tags:
+            if not 1 <= len(tag) <= MAX_TAG_LENGTH or "\x00" in tag:
+                raise InvalidPrompt(
+                    f"tags: {tag!r} is not a tag (1 to {MAX_TAG_LENGTH} characters, no NUL)", param="tags"
+                )

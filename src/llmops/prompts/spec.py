@@ -9,8 +9,9 @@ about a version or the prompt, not part of it, so they never change its hash.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -19,18 +20,59 @@ PromptKind = Literal["text", "chat"]
 VariableType = Literal["string", "number", "integer", "boolean", "list", "object", "any"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# valid_label() as one expression without look-ahead, for JSON schemas (with a maximum length of 100)
+LABEL_SCHEMA_PATTERN = r"^(?:[A-Za-z][A-Za-z0-9._-]*|[0-9]+[A-Za-z._-][A-Za-z0-9._-]*)$"
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+RESERVED_PARAMETERS = ("messages", "prompt", "model", "stream", "prompt_variables")
+MAX_VERSION = 2**31 - 1  # version numbers are 32-bit integers in the database
+MAX_JSON_DEPTH = 32
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 100
+MAX_NUMBER = 2**53 - 1  # the numbers every JSON parser keeps exactly (RFC 7493), floats and integers
 _NAME = re.compile(NAME_PATTERN)
 _LABEL = re.compile(LABEL_PATTERN)
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 ROLES = ("system", "developer", "user", "assistant")
 
 
 def valid_name(name: str) -> bool:
-    return bool(_NAME.match(name))
+    return bool(_NAME.fullmatch(name))  # fullmatch: "$" alone would accept a trailing newline
 
 
 def valid_label(label: str) -> bool:
-    return bool(_LABEL.match(label)) and not label.isdigit()
+    return bool(_LABEL.fullmatch(label)) and not label.isdigit()
+
+
+def json_problem(value: Any, where: str = "value", depth: int = 0) -> str | None:
+    """Why ``value`` cannot be stored as a prompt's JSON, naming where (None when it can).
+
+    Strings may not hold NUL (no Postgres text or JSONB value can); numbers stay within
+    ±:data:`MAX_NUMBER`, which every JSON parser keeps exactly (and orjson, which computes the content
+    hash, needs 64-bit integers); nesting stays within :data:`MAX_JSON_DEPTH` levels.
+    """
+    if depth > MAX_JSON_DEPTH:
+        return f"{where}: nested more than {MAX_JSON_DEPTH} levels deep"
+    if isinstance(value, str):
+        return f"{where}: contains a NUL character" if "\x00" in value else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where}: number is not finite"
+        return None if abs(value) <= MAX_NUMBER else f"{where}: number outside ±{MAX_NUMBER}"
+    if isinstance(value, dict):
+        children = [(f"{where}.{key}", key) for key in value] + [
+            (f"{where}.{key}", item) for key, item in value.items()
+        ]
+    elif isinstance(value, list | tuple):
+        children = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return None  # dates and the like: stored as JSON strings
+    for child_where, child in children:
+        problem = json_problem(child, child_where, depth + 1)
+        if problem:
+            return problem
+    return None
 
 
 class _Strict(BaseModel):
@@ -75,17 +117,25 @@ class PromptContent(_Strict):
     @classmethod
     def _identifiers(cls, variables: dict[str, VariableSpec]) -> dict[str, VariableSpec]:
         for name in variables:
-            if not _IDENTIFIER.match(name):
+            if not _IDENTIFIER.fullmatch(name):
                 raise ValueError(f"variable name {name!r} is not an identifier (letters, digits, _)")
         return variables
 
     @field_validator("parameters")
     @classmethod
     def _no_conversation_in_parameters(cls, parameters: dict[str, Any]) -> dict[str, Any]:
-        for reserved in ("messages", "prompt", "model", "stream", "prompt_variables"):
+        for reserved in RESERVED_PARAMETERS:
             if reserved in parameters:
                 raise ValueError(f"parameters cannot set {reserved!r}")
         return parameters
+
+    @model_validator(mode="after")
+    def _storable(self) -> PromptContent:
+        for key, value in self.model_dump().items():  # python mode: JSON mode hides NaN as null
+            problem = json_problem(value, key)
+            if problem:
+                raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _shape_matches_kind(self) -> PromptContent:
@@ -116,7 +166,9 @@ class PromptFile(_Strict):
     model: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     description: str | None = Field(default=None, max_length=2000)
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH)]] = Field(
+        default_factory=list, max_length=MAX_TAGS
+    )
     labels: list[str] = Field(default_factory=list)
     message: str | None = Field(default=None, max_length=2000, description="Commit message of this version.")
     author: str | None = Field(default=None, max_length=200)

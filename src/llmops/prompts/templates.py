@@ -26,7 +26,14 @@ _BUDGET = "__llmops_budget"
 
 
 class RenderError(ValueError):
-    """A template or its variables cannot be rendered; the message is one line."""
+    """A template or its variables cannot be rendered; the message is one line.
+
+    ``variable`` names the variable at fault when there is one (missing, undeclared, wrong type).
+    """
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 @dataclass(slots=True)
@@ -102,6 +109,16 @@ def check_template(source: str, declared: dict[str, VariableSpec], what: str = "
     _no_private_names(tree, what)
 
 
+def template_variables(source: str, what: str = "template") -> list[str]:
+    """The variables a template uses, sorted (a :class:`RenderError` when it does not parse)."""
+    env = environment()
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise RenderError(_where(exc, what)) from None
+    return sorted(meta.find_undeclared_variables(tree) - set(env.globals))
+
+
 def _no_private_names(tree: nodes.Template, what: str) -> None:
     for node in tree.find_all((nodes.Getattr, nodes.Name)):
         name = str(node.attr if isinstance(node, nodes.Getattr) else getattr(node, "name", ""))
@@ -132,7 +149,9 @@ def bind_variables(declared: dict[str, VariableSpec], given: dict[str, Any] | No
     for name in given:
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none"
-            raise RenderError(f"variable {name!r} is not declared by this prompt (declared: {known})")
+            raise RenderError(
+                f"variable {name!r} is not declared by this prompt (declared: {known})", variable=name
+            )
     values: dict[str, Any] = {}
     for name, spec in declared.items():
         if name in given and given[name] is not None:
@@ -141,11 +160,12 @@ def bind_variables(declared: dict[str, VariableSpec], given: dict[str, Any] | No
             wrong_bool = spec.type in ("number", "integer") and isinstance(value, bool)
             if expected is not None and (not isinstance(value, expected) or wrong_bool):
                 raise RenderError(
-                    f"variable {name!r} must be of type {spec.type}, got {type(value).__name__}"
+                    f"variable {name!r} must be of type {spec.type}, got {type(value).__name__}",
+                    variable=name,
                 )
             values[name] = value
         elif spec.required:
-            raise RenderError(f"missing required variable {name!r}")
+            raise RenderError(f"missing required variable {name!r}", variable=name)
         else:
             values[name] = spec.default
     return values
