@@ -10,8 +10,8 @@ ends the experiment; stopping ends it and leaves the label where it was.
 Errors: :class:`~llmops.prompts.services.PromptNotFound` (no such experiment, prompt or version: 404)
 and its kind :class:`VariantNotFound` (the experiment has no such variant: 404);
 :class:`~llmops.prompts.services.InvalidPrompt` (bad name, variants or weights: 400) and its kind
-:class:`ExperimentConflict` (the name is taken, another experiment runs on the label, or the
-experiment has ended: 409 on the REST API).
+:class:`ExperimentConflict`, a :class:`~llmops.prompts.services.PromptConflict` (the name is taken,
+another experiment runs on the label, or the experiment has ended: 409 on the REST API).
 """
 
 from __future__ import annotations
@@ -30,8 +30,14 @@ from sqlalchemy.exc import IntegrityError
 
 from llmops.ids import new_id
 from llmops.prompts.repository import PromptRepository
-from llmops.prompts.services import DEFAULT_LABEL, InvalidPrompt, PromptNotFound, PromptService
-from llmops.prompts.spec import valid_label, valid_name
+from llmops.prompts.services import (
+    DEFAULT_LABEL,
+    InvalidPrompt,
+    PromptConflict,
+    PromptNotFound,
+    PromptService,
+)
+from llmops.prompts.spec import MAX_VERSION, valid_label, valid_name
 from llmops.prompts.tables import experiment_variants, experiments
 
 if TYPE_CHECKING:
@@ -42,14 +48,13 @@ STATUSES = (RUNNING, "promoted", "stopped")
 STICKY_BY = ("user", "header")
 MAX_VARIANTS = 20
 MAX_WEIGHT = 1_000_000.0
-MAX_VERSION = 2**31 - 1  # the version column is a 32-bit integer
 MAX_DESCRIPTION = 2000
 _VARIANT_SPEC = re.compile(r"^(?P<name>[^=]+)=(?P<version>\d+)(?::(?P<weight>[^:]+))?$")
 USER_HEADER = b"x-llmops-user"
 _SCALE = float(2**64)
 
 
-class ExperimentConflict(InvalidPrompt):
+class ExperimentConflict(PromptConflict):
     """The request contradicts the experiment's state: its name is taken, another experiment runs on
     the same prompt and label, or it has ended already."""
 
