@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ import httpx
 import pytest
 
 from conftest import Server, start_server
+from llmops.ids import new_id
+from llmops.prompts.spec import PromptContent
+from llmops.services import open_store
+from llmops.settings import load_settings
+from llmops.tracing.service import FeedbackInput
 
 # A deeper run: LLMOPS_TEST_SCHEMATHESIS_EXAMPLES=300 LLMOPS_TEST_SCHEMATHESIS_SEED=<any>.
 EXAMPLES = int(os.environ.get("LLMOPS_TEST_SCHEMATHESIS_EXAMPLES", "30"))
@@ -43,6 +49,7 @@ def api_server(tmp_path: Path, database_url: str) -> Iterator[Server]:
     )
     try:
         _record_traces(server)
+        _seed_experiments(server)
         yield server
     finally:
         server.stop()
@@ -60,6 +67,44 @@ def _record_traces(server: Server) -> None:
     while len(httpx.get(f"{server.url}/api/traces", headers=server.headers()).json()["data"]) < 2:
         assert time.monotonic() < deadline, "the traces were not recorded"
         time.sleep(0.05)
+
+
+def _seed_experiments(server: Server) -> None:
+    """The prompt and the running experiments that the examples of /api/experiments name (a create
+    that can succeed, an experiment to promote and one to stop), with traces and feedback to read."""
+    store = open_store(load_settings(database_url=server.database_url, home=server.home))
+    try:
+        versions = [
+            store.prompts.create_version("greeting", PromptContent(kind="text", template=text)).version.number
+            for text in ("Hello!", "Hi!")
+        ]
+        now = datetime.now(UTC)
+        for name, label in (("greeting-tone", "production"), ("greeting-length", "canary")):
+            variants = [("a", versions[0], 1.0), ("b", versions[1], 1.0)]
+            experiment = store.experiments.create(name, "greeting", variants, label=label)
+            for number in range(40):
+                trace_id = new_id()
+                store.trace_repository.insert_many(
+                    [
+                        {
+                            "id": trace_id,
+                            "started_at": now,
+                            "ended_at": now,
+                            "endpoint": "chat.completions",
+                            "requested_model": "prompt:greeting",
+                            "stream": False,
+                            "status": "ok",
+                            "status_code": 200,
+                            "latency_ms": 100.0 + number,
+                            "experiment": experiment.id,
+                            "variant": "ab"[number % 2],
+                        }
+                    ]
+                )
+                thumb = "up" if number % 3 else "down"
+                store.traces.add_feedback(trace_id, FeedbackInput(thumb=thumb, score=float(number % 5)))
+    finally:
+        store.close()
 
 
 def _schemathesis(server: Server, workdir: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
