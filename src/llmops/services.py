@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from llmops.gateway.auth import Authenticator
 from llmops.gateway.cache import ResponseCache
 from llmops.gateway.catalog import ModelCatalog, configured_models
+from llmops.gateway.deployments import Deployment
 from llmops.gateway.keys import KeyService
 from llmops.gateway.prompting import PromptStep
 from llmops.gateway.reload import ConfigReloader
@@ -108,6 +109,24 @@ class Services:
         # every later garbage collection, which otherwise shows as tens of milliseconds of p99
         gc.freeze()
 
+    async def start_in_process(self, models: Iterable[str]) -> None:
+        """A lighter start for a command that calls the gateway in-process (`llmops prompts try`).
+
+        Starts the trace writer and the providers of ``models`` and of their fallbacks only (a model
+        the command does not use is not loaded); no key cache (the caller is ``ANONYMOUS``), no SIGHUP
+        handler, no ``gc.freeze``. :meth:`stop` ends it as it ends a server, draining the traces.
+        """
+        self.writer.start()
+        deployments = _deployments_of(self.catalog, models)
+        results = await asyncio.gather(
+            *(deployment.provider.start() for deployment in deployments), return_exceptions=True
+        )
+        for deployment, result in zip(deployments, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "model %s deployment %s failed to start: %s", deployment.model, deployment.id, result
+                )
+
     def _on_sighup(self) -> None:
         log.info("SIGHUP: reloading the configuration")
         asyncio.ensure_future(self.reloader.reload_logged())
@@ -131,6 +150,22 @@ class Services:
             log.warning("readiness: database check failed: %s", exc)
             return False
         return True
+
+
+def _deployments_of(catalog: ModelCatalog, models: Iterable[str]) -> list[Deployment]:
+    """The deployments that may answer for ``models``: theirs and their fallbacks', each once."""
+    found: list[Deployment] = []
+    seen: set[str] = set()
+    waiting = list(models)
+    while waiting:
+        name = waiting.pop()
+        route = catalog.get(name)
+        if name in seen or route is None:
+            continue
+        seen.add(name)
+        found.extend(route.deployments)
+        waiting.extend((*route.config.fallbacks, *route.config.context_window_fallbacks))
+    return found
 
 
 def build_cache(settings: Settings, metrics: GatewayMetrics, context: ProviderContext) -> ResponseCache:

@@ -51,6 +51,7 @@ class WholeReply:
     body: bytes
     status: int = 200
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    trace: TraceRecord | None = None  # as queued: usage, cost, latency (for code inside llmops)
 
 
 class Gateway:
@@ -157,7 +158,7 @@ class Gateway:
             if plan.store and self._cache is not None:
                 self._cache.store(plan, _with_usage(result.data, record), record.id)
         self._recorder.finish(record, start, True)
-        return WholeReply(result.body, headers=headers)
+        return WholeReply(result.body, headers=headers, trace=record)
 
     def _resolve(
         self, catalog: ModelCatalog, name: str, endpoint: Endpoint, payload: Payload, prompt: str | None
@@ -237,7 +238,7 @@ class Gateway:
         body = as_whole_body(endpoint, data, payload)
         self._recorder.fill_whole(endpoint, None, payload, record, data)
         self._recorder.finish(record, start, True)
-        return WholeReply(body, headers=headers)
+        return WholeReply(body, headers=headers, trace=record)
 
 
 class StreamReply:
@@ -333,7 +334,10 @@ class StreamReply:
         self._recorder.finish(record, self._start, True, observer.first_content_at)
 
 
-ANNOTATION_FIELDS = frozenset({"prompt_name", "prompt_version", "prompt_label", "experiment", "variant"})
+# ``id``: the caller chooses the trace id (a new_id()), so it knows it even when the request fails
+ANNOTATION_FIELDS = frozenset(
+    {"id", "prompt_name", "prompt_version", "prompt_label", "experiment", "variant"}
+)
 
 
 def _annotate(record: TraceRecord, annotations: Mapping[str, Any]) -> None:
