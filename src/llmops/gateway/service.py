@@ -40,6 +40,8 @@ from llmops.tracing.writer import TraceWriter
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer ended
 MAX_MODEL_NAME = 200  # the trace column's width; longer names are never configured models anyway
 CACHE_HEADER = b"x-llmops-cache"
+# the id of the request's trace, so that a client can attach feedback to it (POST /api/traces/{id}/feedback)
+TRACE_HEADER = b"x-llmops-trace-id"
 
 log = logging.getLogger("llmops.gateway")
 
@@ -152,7 +154,7 @@ class Gateway:
         if endpoint.kind == "embedding" and payload.get("encoding_format") == "base64":
             result = _embeddings_as_base64(result)
         self._recorder.fill_whole(endpoint, answer.deployment, payload, record, result.data)
-        headers = []
+        headers = [(TRACE_HEADER, record.id.encode())]
         if plan is not None:
             headers.append((CACHE_HEADER, b"miss"))
             if plan.store and self._cache is not None:
@@ -195,7 +197,9 @@ class Gateway:
             self._recorder.finish_error(record, error, calls.start, True)
             raise error from exc
         self._recorder.note_calls(record, calls)
-        headers = [(CACHE_HEADER, b"miss")] if plan is not None else []
+        headers = [(TRACE_HEADER, record.id.encode())]
+        if plan is not None:
+            headers.append((CACHE_HEADER, b"miss"))
         return StreamReply(
             self._recorder,
             endpoint,
@@ -222,7 +226,8 @@ class Gateway:
         """A cached answer, in the shape this client asked for (whole JSON or SSE), traced at cost 0."""
         from llmops.gateway.cache.replay import as_sse_events, as_whole_body
 
-        headers = [(CACHE_HEADER, (record.cache_status or "hit").encode())]
+        status = (record.cache_status or "hit").encode()
+        headers = [(TRACE_HEADER, record.id.encode()), (CACHE_HEADER, status)]
         if record.stream:
             events = as_sse_events(endpoint, data, payload)
             return StreamReply(

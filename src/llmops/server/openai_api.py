@@ -69,10 +69,8 @@ class OpenAIRoutes:
                 )
                 if isinstance(reply, StreamReply):
                     await _stream(reply, receive, send)
-                elif reply.headers:
-                    await send_bytes(send, reply.status, reply.body, [*JSON_HEADERS, *reply.headers])
                 else:
-                    await send_bytes(send, reply.status, reply.body)
+                    await send_bytes(send, reply.status, reply.body, [*JSON_HEADERS, *reply.headers])
                 return
             await self._models(path, scope, send)
         except GatewayError as error:
@@ -109,7 +107,7 @@ async def _stream(reply: StreamReply, receive: Receive, send: Send) -> None:
     chunks = reply.chunks()
     watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
     try:
-        headers = [*SSE_HEADERS, *reply.headers] if reply.headers else SSE_HEADERS
+        headers = [*SSE_HEADERS, *reply.headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         async for chunk in chunks:
             if watcher.done():
