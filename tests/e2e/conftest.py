@@ -324,6 +324,17 @@ def blackhole_url() -> Iterator[str]:
         listener.close()
 
 
+def call_api(server: Server, method: str, path: str, key: str = "admin", **kwargs: Any) -> httpx.Response:
+    """One request to the server's API with the named key's secret."""
+    return httpx.request(method, f"{server.url}{path}", headers=server.headers(key), timeout=30, **kwargs)
+
+
+def expect(response: httpx.Response, status: int = 200) -> Any:
+    """The JSON body of a response that must have ``status``."""
+    assert response.status_code == status, response.text
+    return response.json()
+
+
 def get_json(server: Server, path: str, key: str = "admin") -> Any:
     response = httpx.get(f"{server.url}{path}", headers=server.headers(key), timeout=10)
     assert response.status_code == 200, response.text

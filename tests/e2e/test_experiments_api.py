@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
-from conftest import Server, start_server, wait_for
+from conftest import Server, call_api, expect, start_server, wait_for
 from llmops.prompts.spec import MessageTemplate, PromptContent
 from llmops.services import open_store
 from llmops.settings import load_settings
@@ -43,23 +42,14 @@ def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
     running.stop()
 
 
-def _call(server: Server, method: str, path: str, key: str = "admin", **kwargs: Any) -> httpx.Response:
-    return httpx.request(method, f"{server.url}{path}", headers=server.headers(key), timeout=30, **kwargs)
-
-
-def _ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
 def _experiment_traces(server: Server, experiment_id: str) -> list[dict[str, Any]]:
-    page = _ok(_call(server, "GET", "/api/traces", params={"limit": 500}))
+    page = expect(call_api(server, "GET", "/api/traces", params={"limit": 500}))
     return [trace for trace in page["data"] if trace["experiment"] == experiment_id]
 
 
 def test_an_experiment_over_rest_and_the_gateway(server: Server) -> None:
-    created = _ok(
-        _call(
+    created = expect(
+        call_api(
             server,
             "POST",
             "/api/experiments",
@@ -78,9 +68,9 @@ def test_an_experiment_over_rest_and_the_gateway(server: Server) -> None:
         {"name": "a", "version": 1, "weight": 1.0},
         {"name": "b", "version": 2, "weight": 1.5},
     ]
-    assert _ok(_call(server, "GET", f"/api/experiments/{created['id']}")) == created
-    assert _ok(_call(server, "GET", "/api/experiments", params={"status": "running"})) == [created]
-    assert _ok(_call(server, "GET", "/api/experiments", params={"prompt": "other"})) == []
+    assert expect(call_api(server, "GET", f"/api/experiments/{created['id']}")) == created
+    assert expect(call_api(server, "GET", "/api/experiments", params={"status": "running"})) == [created]
+    assert expect(call_api(server, "GET", "/api/experiments", params={"prompt": "other"})) == []
 
     client = openai.OpenAI(base_url=server.base_url, api_key=server.keys["app"], max_retries=0)
     for _round in range(2):
@@ -94,12 +84,14 @@ def test_an_experiment_over_rest_and_the_gateway(server: Server) -> None:
     for trace in traces:  # b's traces answer with b's version
         assert trace["prompt_version"] == {"a": 1, "b": 2}[trace["variant"]]
         thumb = "up" if trace["variant"] == "b" else "down"
-        _ok(
-            _call(server, "POST", f"/api/traces/{trace['id']}/feedback", json={"thumb": thumb, "score": 4}),
+        expect(
+            call_api(
+                server, "POST", f"/api/traces/{trace['id']}/feedback", json={"thumb": thumb, "score": 4}
+            ),
             201,
         )
 
-    results = _ok(_call(server, "GET", "/api/experiments/greeting-tone/results"))
+    results = expect(call_api(server, "GET", "/api/experiments/greeting-tone/results"))
     a, b = results["variants"]
     assert (a["requests"], b["requests"]) == (len(by_variant["a"]), len(by_variant["b"]))
     assert (a["thumbs_up"]["value"], b["thumbs_up"]["value"]) == (0.0, 1.0)
@@ -113,20 +105,24 @@ def test_an_experiment_over_rest_and_the_gateway(server: Server) -> None:
     assert score["note"] == "every scored trace has the same value within each variant: nothing to test"
     assert results["recommendation"]["winner"] == "b"
     assert results["recommendation"]["text"].endswith(": promote b")
-    against_b = _ok(_call(server, "GET", "/api/experiments/greeting-tone/results", params={"control": "b"}))
+    against_b = expect(
+        call_api(server, "GET", "/api/experiments/greeting-tone/results", params={"control": "b"})
+    )
     assert against_b["control"] == "b"
 
-    promoted = _ok(_call(server, "POST", "/api/experiments/greeting-tone/promote", json={"variant": "b"}))
+    promoted = expect(
+        call_api(server, "POST", "/api/experiments/greeting-tone/promote", json={"variant": "b"})
+    )
     assert (promoted["status"], promoted["winner"]) == ("promoted", "b")
     assert promoted["ended_at"] is not None
 
     def served_version() -> bool:  # the label moved: every user now gets version 2, outside any experiment
         client.chat.completions.create(model="prompt:greeting", messages=[], user="user-late")
-        latest = _ok(_call(server, "GET", "/api/traces", params={"limit": 1}))["data"][0]
+        latest = expect(call_api(server, "GET", "/api/traces", params={"limit": 1}))["data"][0]
         return latest["prompt_version"] == 2 and latest["experiment"] is None
 
     wait_for(served_version)
-    ended = _call(server, "POST", "/api/experiments/greeting-tone/stop")
+    ended = call_api(server, "POST", "/api/experiments/greeting-tone/stop")
     assert ended.status_code == 409
     error = ended.json()["error"]
     assert (error["message"], error["code"]) == (
@@ -137,7 +133,7 @@ def test_an_experiment_over_rest_and_the_gateway(server: Server) -> None:
 
 def test_errors_have_the_openai_shape_and_status(server: Server) -> None:
     body = {"name": "t", "prompt": "greeting", "variants": {"a": {"version": 1}, "b": {"version": 2}}}
-    _ok(_call(server, "POST", "/api/experiments", json=body), 201)
+    expect(call_api(server, "POST", "/api/experiments", json=body), 201)
     cases = [
         ("POST", "/api/experiments", {**body, "name": "u", "label": "canary", "prompt": "nothing"}, 404),
         (
@@ -164,11 +160,11 @@ def test_errors_have_the_openai_shape_and_status(server: Server) -> None:
         ("GET", "/api/experiments?status=paused", None, 400),
     ]
     for method, path, payload, status in cases:
-        response = _call(server, method, path, json=payload)
+        response = call_api(server, method, path, json=payload)
         assert response.status_code == status, (path, payload, response.text)
         assert set(response.json()["error"]) == {"message", "type", "param", "code"}
-    assert _call(server, "GET", "/api/experiments", key="app").status_code == 403
-    stopped = _ok(_call(server, "POST", "/api/experiments/t/stop"))
+    assert call_api(server, "GET", "/api/experiments", key="app").status_code == 403
+    stopped = expect(call_api(server, "POST", "/api/experiments/t/stop"))
     assert stopped["status"] == "stopped"
-    assert _call(server, "POST", "/api/experiments/t/promote", json={"variant": "a"}).status_code == 409
-    assert [e["name"] for e in _ok(_call(server, "GET", "/api/experiments"))] == ["t"]
+    assert call_api(server, "POST", "/api/experiments/t/promote", json={"variant": "a"}).status_code == 409
+    assert [e["name"] for e in expect(call_api(server, "GET", "/api/experiments"))] == ["t"]

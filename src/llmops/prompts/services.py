@@ -177,6 +177,9 @@ class PromptService:
     def push_file(self, spec: PromptFile, author: str | None = None) -> PushResult:
         try:
             content = spec.content()
+            check_content(content)
+        except RenderError as exc:
+            raise InvalidPrompt(f"{spec.name}: {exc}") from None
         except ValidationError as exc:
             raise InvalidPrompt(_first_error(exc, spec.name)) from None
         return self.create_version(
