@@ -135,13 +135,15 @@ async def _run(args: argparse.Namespace, home: Path) -> int:
     async def block(kind: str, count: int, keep: bool) -> None:
         body = bodies[kind]
         handle, clock, out = gateway.handle, time.perf_counter_ns, timings[kind]
-        for _ in range(count):
+        for number in range(count):
             began = clock()
             await handle(CHAT, ANONYMOUS, body)
             ended = clock()
             if keep:
                 out.append((ended - began) / 1000)
-        writer._queue.clear()  # the writer is not started: drop what this block queued
+            if number % args.block == args.block - 1:
+                writer._queue.clear()  # the writer is not started: drop what was queued
+        writer._queue.clear()
 
     for kind in bodies:
         await block(kind, args.warmup, keep=False)
