@@ -146,6 +146,12 @@ def test_bad_requests(api: Server, body: dict[str, Any], status: int, message: s
     assert message in response.json()["error"]["message"]
 
 
+def test_a_render_error_names_the_variable_in_param(api: Server) -> None:
+    response = _post(api, {"prompt": "pitch", "variables": {"product": 3}})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "variables.product"
+
+
 def test_keys_are_checked(api: Server) -> None:
     body = {"messages": [{"role": "user", "content": "x"}], "models": ["echo"]}
     assert _post(api, body, key="none").status_code == 401

@@ -125,6 +125,26 @@ def test_expand_samples_with_a_seed(workdir: Path) -> None:
     assert len((workdir / "few.jsonl").read_text().splitlines()) == 4
 
 
+def test_expand_to_a_reader_that_stops_early_is_no_error(workdir: Path) -> None:
+    """`llmops prompts expand ... -o - | head -1`: the closed pipe ends the run quietly, exit 0."""
+    (workdir / "vars.json").write_text(json.dumps({"product": [f"p{i}" for i in range(20_000)]}))
+    expand = subprocess.Popen(
+        [*LLMOPS, "--database-url", _database(workdir), "prompts", "expand", "pitch"]
+        + ["--vars", "vars.json", "--out", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=workdir,
+        env={"PATH": "/usr/bin:/bin", "LLMOPS_HOME": str(workdir / "home"), "HOME": str(workdir)},
+    )
+    assert expand.stdout is not None
+    assert expand.stderr is not None
+    first = expand.stdout.readline()
+    expand.stdout.close()  # what `head -1` does after its line
+    assert expand.wait(timeout=120) == 0
+    assert json.loads(first)["variables"]["product"] == "p0"
+    assert "Broken pipe" not in expand.stderr.read().decode()
+
+
 def test_try_compares_models_and_temperatures(workdir: Path) -> None:
     result = _run(
         workdir,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from llmops.cli._common import fail, readable_errors, store_for
+from llmops.cli._common import default_author, fail, readable_errors, store_for
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -68,7 +68,9 @@ def create(
         ),
     ] = "user",
     description: Annotated[str | None, typer.Option(help="What the experiment tests.")] = None,
-    author: Annotated[str | None, typer.Option(help="Who creates it (recorded).")] = None,
+    author: Annotated[
+        str | None, typer.Option(help="Who creates it (default: git config user.name, else $USER).")
+    ] = None,
 ) -> None:
     """Start an experiment: requests for PROMPT@LABEL are split between the variants by weight."""
     from llmops.prompts.experiments import parse_variant
@@ -83,7 +85,7 @@ def create(
             label=label,
             sticky_by=sticky_by,
             description=description,
-            author=author,
+            author=default_author(author),
         )
     typer.echo(f"created {_describe(experiment)}")
     typer.echo(f"control: {experiment.variants[0].name} (the first variant by name)", err=True)
@@ -144,12 +146,15 @@ def promote(
     name: Annotated[str, typer.Argument(help="The experiment's name or id.")],
     variant: Annotated[str, typer.Argument(help="The winning variant: the label moves to its version.")],
     author: Annotated[
-        str | None, typer.Option(help="Who promotes (recorded in the label's history).")
+        str | None,
+        typer.Option(
+            help="Who promotes, in the label's history (default: git config user.name, else $USER)."
+        ),
     ] = None,
 ) -> None:
     """Promote the winner: move the experiment's label to its version and end the experiment."""
     with readable_errors(), store_for(ctx) as store:
-        experiment = store.experiments.promote(name, variant, author=author)
+        experiment = store.experiments.promote(name, variant, author=default_author(author))
     winner = experiment.variant(variant)
     typer.echo(
         f"promoted {winner.name}: {experiment.prompt}@{experiment.label} -> version {winner.version}; "

@@ -86,7 +86,12 @@ def _write_expansion(
     from llmops.prompts.expansion import planned_rows
 
     if str(out) == "-":
-        return expand_rows(version, grid, sys.stdout.buffer, sample=sample, seed=seed, limit=limit)
+        try:
+            return expand_rows(version, grid, sys.stdout.buffer, sample=sample, seed=seed, limit=limit)
+        except BrokenPipeError:
+            # the reader had enough (`| head`): not an error; later writes to stdout go nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
     total = max(planned_rows(grid, sample=sample, limit=limit), 0)  # expand() refuses a sample or limit < 1
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:

@@ -8,15 +8,13 @@ command lists or shows something. Errors are one line, `error: ...`, and exit co
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from llmops.cli import prompt_tools
-from llmops.cli._common import fail, readable_errors, store_for
+from llmops.cli._common import default_author, fail, readable_errors, store_for
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -60,19 +58,6 @@ def _version_number(text: str, what: str = "VERSION") -> int:
     if not digits.isdigit() or int(digits) < 1:
         fail(f"{what}: expected a version number such as 3 (or v3), got {text!r}")
     return int(digits)
-
-
-def default_author(given: str | None = None) -> str | None:
-    """``--author``, else ``git config user.name``, else ``$USER`` (None when none is known)."""
-    if given:
-        return given
-    try:
-        found = subprocess.run(
-            ["git", "config", "user.name"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        found = ""
-    return found or os.environ.get("USER") or None
 
 
 def _count(number: int, noun: str) -> str:

@@ -211,7 +211,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidPrompt)
     async def invalid_prompt(_: Request, exc: InvalidPrompt) -> Response:
-        return _error(400, str(exc))
+        return _error(400, str(exc), param=exc.param)
 
     @app.exception_handler(PromptNotFound)
     async def prompt_not_found(_: Request, exc: PromptNotFound) -> Response:
