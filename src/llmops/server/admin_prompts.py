@@ -141,11 +141,18 @@ _MaybeShort = Annotated[_Short | None, _NOT_NULL]
 _MaybeTemplate = Annotated[_Template | None, _NOT_NULL]
 _MaybeVersion = Annotated[_Version | None, _NOT_NULL]
 
-NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="The prompt's name.")]
+# the examples name the prompt and labels the schemathesis test seeds (tests/e2e/test_schemathesis.py)
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="The prompt's name.", examples=["greeting"])]
+_LABEL = "A label: not only digits."
 LabelPath = Annotated[
-    str, Path(pattern=LABEL_SCHEMA_PATTERN, max_length=100, description="A label: not only digits.")
+    str, Path(pattern=LABEL_SCHEMA_PATTERN, max_length=100, description=_LABEL, examples=["staging"])
 ]
-VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="A version number (1, 2, 3, ...).")]
+RollbackLabelPath = Annotated[
+    str, Path(pattern=LABEL_SCHEMA_PATTERN, max_length=100, description=_LABEL, examples=["rolled"])
+]
+VersionPath = Annotated[
+    int, Path(ge=1, le=MAX_VERSION, description="A version number (1, 2, 3, ...).", examples=[1])
+]
 _VERSION_RULE = {"ge": 1, "le": MAX_VERSION}
 
 # A required variable has no default: `required` absent or false, or `default` absent or null.
@@ -210,7 +217,20 @@ class PromptMessageIn(_In):
 class PromptIn(_In):
     """A prompt file's fields: `kind` text with a `template`, or chat with `messages`."""
 
-    model_config = ConfigDict(json_schema_extra=_ONE_KIND)
+    model_config = ConfigDict(
+        json_schema_extra={
+            **_ONE_KIND,
+            "examples": [
+                {
+                    "name": "greeting",
+                    "kind": "text",
+                    "template": "Hello {{ who }}!",
+                    "variables": {"who": {}},
+                },
+                {"name": "support", "kind": "chat", "messages": [{"role": "user", "content": "Hi"}]},
+            ],
+        }
+    )
 
     name: str = Field(pattern=NAME_PATTERN, description="Letters, digits, '.', '_', '-'; up to 200.")
     kind: Literal["text", "chat"]
@@ -247,6 +267,8 @@ class PromptIn(_In):
 
 
 class PromptLabelIn(_In):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 1}, {"version": 2}]})
+
     version: _Version = Field(description="The version the label points at from now on.")
     author: Annotated[_Author | None, _NOT_NULL] = None
 
@@ -697,7 +719,7 @@ def _label_routes(router: APIRouter, prompts: PromptService) -> None:
     def rollback(
         principal: Admin,
         name: NamePath,
-        label: LabelPath,
+        label: RollbackLabelPath,
         body: Annotated[PromptAuthorIn, Body()] = _NO_AUTHOR,
     ) -> dict[str, Any]:
         """Move a label back to the version it pointed at before its last deploy (step by step)."""
