@@ -118,10 +118,7 @@ def _seed_experiments(server: Server) -> None:
 def _config(workdir: Path) -> Path:
     """tests/e2e/schemathesis.toml with the number of examples per operation (EXAMPLES) in front."""
     config = workdir / "schemathesis.toml"
-    config.write_text(
-        f"generation.max-examples = {EXAMPLES}\n"
-        f"phases.stateful.generation.max-examples = {max(STATEFUL_EXAMPLES, EXAMPLES)}\n" + CONFIG.read_text()
-    )
+    config.write_text(f"generation.max-examples = {EXAMPLES}\n" + CONFIG.read_text())
     return config
 
 
