@@ -56,7 +56,8 @@ async def _run(args: argparse.Namespace, home: Path) -> None:
             }
         ),
     )
-    catalog = ModelCatalog.build(configs, ProviderRegistry(), ProviderContext(settings=settings))
+    context = ProviderContext(settings=settings)  # owns the shared HTTP session
+    catalog = ModelCatalog.build(configs, ProviderRegistry(), context)
     metrics = GatewayMetrics(MetricsRegistry())
     writer = TraceWriter(
         TraceRepository(store.engine), metrics, max_queue=args.block + 10, batch_size=100, flush_seconds=1
@@ -87,6 +88,7 @@ async def _run(args: argparse.Namespace, home: Path) -> None:
                 await block(model, keep=True)
     finally:
         await catalog.aclose()
+        await context.aclose()
         store.close()
     single, routed = (statistics.median(timings[name]) for name in ("single", "routed"))
     print(f"upstream: {args.upstream or 'echo provider'}; {len(timings['single'])} requests of each kind")
