@@ -231,3 +231,15 @@ def test_the_trace_id_header_lets_a_client_attach_feedback(server: Server) -> No
         trace = expect(call_api(server, "GET", f"/api/traces/{trace_id}"))
         assert (trace["prompt_name"], trace["prompt_version"]) == ("support-answer", 1)
         assert [feedback["thumb"] for feedback in trace["feedback"]] == ["up"]
+
+    # an error answer names its trace too (here: a required variable missing)
+    failed = httpx.post(
+        f"{server.base_url}/chat/completions",
+        headers=server.headers("app"),
+        json={"model": "prompt:support-answer", "messages": [], "prompt_variables": {"product": "Acme"}},
+        timeout=30,
+    )
+    assert failed.status_code == 400, failed.text
+    path = f"/api/traces/{failed.headers['x-llmops-trace-id']}"
+    wait_for(lambda: call_api(server, "GET", path).status_code == 200, timeout=10)
+    assert expect(call_api(server, "GET", path))["status_code"] == 400

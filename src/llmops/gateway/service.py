@@ -128,6 +128,7 @@ class Gateway:
             route = self._resolve(catalog, model, endpoint, payload, prompt)
         except GatewayError as rejected:
             self._recorder.finish_error(record, rejected, start, route is not None)
+            rejected.headers = [*rejected.headers, (TRACE_HEADER, record.id.encode())]
             raise
         plan = None
         if self._cache is not None and route.config.cache.mode != "off":
@@ -148,6 +149,7 @@ class Gateway:
             error = GatewayError.from_provider(exc)
             self._recorder.note_calls(record, calls)
             self._recorder.finish_error(record, error, start, True)
+            error.headers.append((TRACE_HEADER, record.id.encode()))
             raise error from exc
         result = answer.result
         self._recorder.note_calls(record, calls)
@@ -195,6 +197,7 @@ class Gateway:
             error = GatewayError.from_provider(exc)
             self._recorder.note_calls(record, calls)
             self._recorder.finish_error(record, error, calls.start, True)
+            error.headers.append((TRACE_HEADER, record.id.encode()))
             raise error from exc
         self._recorder.note_calls(record, calls)
         headers = [(TRACE_HEADER, record.id.encode())]
