@@ -93,3 +93,37 @@ def default_author(given: str | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         found = ""
     return found or os.environ.get("USER") or None
+
+
+def admin_api_json(
+    url: str, key: str | None, body: dict[str, Any] | None = None, timeout: float = 10.0
+) -> dict[str, Any]:
+    """GET (or POST ``body``) a JSON document of the admin API; any failure is one line and exit 1.
+
+    ``key`` defaults to ``$LLMOPS_API_KEY``.
+    """
+    import json
+    import urllib.error
+    import urllib.request
+
+    key = key or os.environ.get("LLMOPS_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    data = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers=headers, method="GET" if data is None else "POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as exc:
+        try:
+            reason = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            reason = exc.reason
+        fail(f"{url} answered {exc.code}: {reason}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        fail(f"cannot reach the server at {url}: {getattr(exc, 'reason', exc)}")

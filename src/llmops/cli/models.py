@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from llmops.cli._common import readable_errors, settings_for
+from llmops.cli._common import admin_api_json, readable_errors, settings_for
 
 app = typer.Typer(help="Show the models the gateway serves.", no_args_is_help=True)
 
@@ -48,28 +48,6 @@ def list_models(
     Console().print(table)
 
 
-def _get_json(url: str, key: str | None) -> dict[str, Any]:
-    """GET a JSON document from the admin API; any failure is one line and exit 1."""
-    import urllib.error
-    import urllib.request
-
-    from llmops.cli._common import fail
-
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            data: dict[str, Any] = json.loads(response.read())
-            return data
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = exc.reason
-        fail(f"{url} answered {exc.code}: {message}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        fail(f"cannot reach the server at {url}: {getattr(exc, 'reason', exc)}")
-
-
 def _server_url(ctx: typer.Context, url: str | None) -> str:
     if url:
         return url.rstrip("/")
@@ -95,14 +73,13 @@ def status(
 
     Asks GET /api/models/status of the server (each replica answers for itself).
     """
-    import os
 
     from rich.console import Console
     from rich.table import Table
 
     with readable_errors():
         base = _server_url(ctx, url)
-    data = _get_json(f"{base}/api/models/status", key or os.environ.get("LLMOPS_API_KEY"))
+    data = admin_api_json(f"{base}/api/models/status", key)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

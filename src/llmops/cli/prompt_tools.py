@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from llmops.cli._common import fail, readable_errors, settings_for, store_for
+from llmops.cli._common import admin_api_json, fail, readable_errors, settings_for, store_for
 
 if TYPE_CHECKING:
     from llmops.prompts.expansion import Expansion, VariableGrid
@@ -200,7 +200,7 @@ def try_prompt(
         models = model or []
         if url:
             body = _request_body(reference, messages, variables, models, sets, concurrency, cache)
-            result = _post_json(f"{url.rstrip('/')}/api/playground", body, key, timeout)
+            result = admin_api_json(f"{url.rstrip('/')}/api/playground", key, body, timeout)
         else:
             settings = settings_for(ctx)
             result = _run_in_process(
@@ -302,27 +302,6 @@ def _run_in_process(
             await services.stop()  # drains the trace writer: every cell's trace is stored
 
     return asyncio.run(run())
-
-
-def _post_json(url: str, body: dict[str, Any], key: str | None, timeout: float) -> dict[str, Any]:
-    import urllib.error
-    import urllib.request
-
-    key = key or os.environ.get("LLMOPS_API_KEY")
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data: dict[str, Any] = json.loads(response.read())
-            return data
-    except urllib.error.HTTPError as exc:
-        try:
-            reason = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            reason = exc.reason
-        fail(f"{url} answered {exc.code}: {reason}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        fail(f"cannot reach the server at {url}: {getattr(exc, 'reason', exc)}")
 
 
 def _print_run(run: dict[str, Any]) -> None:

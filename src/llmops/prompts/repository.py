@@ -96,15 +96,11 @@ class PromptRepository:
         tags: list[str] | None,
     ) -> tuple[dict[str, Any], bool]:
         """The version with this content, created when new; (row, created). Retries once on a race."""
-        for attempt in range(2):
-            try:
-                return self._add_version(
-                    name, kind, content_hash, content, message, author, description, tags
-                )
-            except IntegrityError:
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        arguments = (name, kind, content_hash, content, message, author, description, tags)
+        try:
+            return self._add_version(*arguments)
+        except IntegrityError:  # another writer stored the prompt or the version first: read it, or go on
+            return self._add_version(*arguments)
 
     def _add_version(
         self,

@@ -20,6 +20,7 @@ Errors: :class:`PromptNotFound` and :class:`InvalidPrompt` from :mod:`llmops.pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -235,10 +236,8 @@ class PromptResolver:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):  # the cancellation asked for just above
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _poll_forever(self) -> None:
