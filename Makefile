@@ -18,7 +18,7 @@ install-local: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[local]'
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[local,dev]'
+	$(BIN)/pip install --quiet -e '.[local,data,dev]'
 
 serve: install-local
 	$(BIN)/llmops serve

@@ -29,6 +29,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _readable_errors() -> tuple[type[Exception], ...]:
+    from llmops.errors import UserError
     from llmops.gateway.keys import InvalidKeyRequest
     from llmops.prompts.services import InvalidPrompt, PromptNotFound
     from llmops.providers.registry import ProviderConfigError
@@ -38,6 +39,7 @@ def _readable_errors() -> tuple[type[Exception], ...]:
     from llmops.tracing.service import InvalidQuery, TraceNotFound
 
     return (
+        UserError,
         SettingsError,
         StoreError,
         ServeError,

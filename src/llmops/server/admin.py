@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from llmops import __version__
+from llmops.errors import UserError
 from llmops.gateway.errors import GatewayError
 from llmops.gateway.keys import NAME_PATTERN, InvalidKeyRequest, KeyConflict, KeyNotFound, KeyService
 from llmops.prompts.services import InvalidPrompt, PromptNotFound
@@ -216,6 +217,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PromptNotFound)
     async def prompt_not_found(_: Request, exc: PromptNotFound) -> Response:
         return _error(404, str(exc.args[0] if exc.args else exc), code="not_found")
+
+    @app.exception_handler(UserError)
+    async def user_error(_: Request, exc: UserError) -> Response:
+        return _error(exc.status, exc.message, param=exc.param, code=exc.code)
 
     @app.exception_handler(TraceNotFound)
     async def not_found(_: Request, exc: TraceNotFound) -> Response:

@@ -1,0 +1,1 @@
+"""Human annotation: queues over dataset versions or traces, answers, agreement, accepted versions."""

@@ -1,0 +1,1 @@
+"""Datasets: versioned, content-addressed rows with lineage, imported, cleaned and exported."""

@@ -1,0 +1,193 @@
+"""The shape of a cleaning step, its report, and the registry that finds steps by name.
+
+A step is one class: ``name`` (what recipes call it), ``Params`` (a pydantic model of its settings,
+unknown keys refused), and :meth:`CleaningStep.apply`, which sees one row at a time and returns it
+(changed or not) or ``None`` to remove it, recording why in the :class:`StepReport`. A step that must
+see every row before deciding (outlier filters, near-duplicate removal) sets ``needs_scan`` and gets
+:meth:`CleaningStep.scan` over the same rows first. Rows arrive with their position in the step's
+input, so a decision taken in ``scan`` can be applied by position.
+
+Steps are found through :class:`StepRegistry`: the built-ins by module path, third-party steps through
+the ``llmops.cleaning_steps`` entry-point group. Classes are imported on first use, so a recipe that
+does not de-duplicate never imports datasketch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from llmops.datasets.rows import TEXT_FIELDS, Row
+from llmops.errors import UserError
+
+if TYPE_CHECKING:
+    from llmops.pii import PiiService
+
+ENTRY_POINT_GROUP = "llmops.cleaning_steps"
+MAX_EXAMPLES = 5
+
+
+class CleaningError(UserError):
+    """A recipe or step configuration that cannot run; the message is one readable line."""
+
+
+class MissingExtraError(CleaningError):
+    """A step needs an optional extra that is not installed (the message says which)."""
+
+
+class StepParams(BaseModel):
+    """Settings every step accepts; a step's own ``Params`` subclasses this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[str] = list(TEXT_FIELDS)
+
+
+@dataclass
+class StepContext:
+    """What steps may need besides their parameters; built once per cleaning run."""
+
+    pii: PiiService | None = None
+    seed: int = 0
+
+
+@dataclass
+class StepReport:
+    """What one step did: counts, reasons, a few examples, and step-specific details."""
+
+    step: str
+    params: dict[str, Any]
+    rows_in: int = 0
+    rows_out: int = 0
+    removed: int = 0
+    changed: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def record_removed(self, position: int, reason: str, row: Row) -> None:
+        self.removed += 1
+        self.reasons[reason] += 1
+        self._example({"position": position, "action": "removed", "reason": reason, "row": row})
+
+    def record_changed(self, position: int, reason: str, before: Row, after: Row) -> None:
+        self.changed += 1
+        self.reasons[reason] += 1
+        self._example(
+            {"position": position, "action": "changed", "reason": reason, "before": before, "after": after}
+        )
+
+    def _example(self, example: dict[str, Any]) -> None:
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(example)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "params": self.params,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "removed": self.removed,
+            "changed": self.changed,
+            "reasons": dict(self.reasons),
+            "examples": self.examples,
+            "details": self.details,
+        }
+
+
+class CleaningStep(ABC):
+    """One configurable cleaning unit (see the module docstring)."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[StepParams]] = StepParams
+    needs_scan: ClassVar[bool] = False
+
+    def __init__(self, params: StepParams, context: StepContext) -> None:
+        self.params = params
+        self.context = context
+
+    def scan(self, rows: Iterable[tuple[int, Row]]) -> None:  # noqa: B027 - optional hook
+        """See every row (position, row) before any :meth:`apply`; only called when ``needs_scan``."""
+
+    @abstractmethod
+    def apply(self, position: int, row: Row, report: StepReport) -> Row | None:
+        """The row to keep (possibly changed), or None to remove it; record why in ``report``."""
+
+    def finish(self, report: StepReport) -> None:  # noqa: B027 - optional hook
+        """Add step-specific details (clusters, thresholds found) once every row has passed."""
+
+
+_STEPS = "llmops.datasets.cleaning"
+BUILTIN_STEPS: dict[str, str] = {
+    "normalize_unicode": f"{_STEPS}.text_steps:NormalizeUnicode",
+    "clean_whitespace": f"{_STEPS}.text_steps:CleanWhitespace",
+    "strip_html": f"{_STEPS}.text_steps:StripHtml",
+    "lowercase": f"{_STEPS}.text_steps:Lowercase",
+    "remove_stopwords": f"{_STEPS}.language_steps:RemoveStopwords",
+    "correct_spelling": f"{_STEPS}.language_steps:CorrectSpelling",
+    "filter_language": f"{_STEPS}.language_steps:FilterLanguage",
+    "drop_empty": f"{_STEPS}.filter_steps:DropEmpty",
+    "filter_length": f"{_STEPS}.filter_steps:FilterLength",
+    "filter_outliers": f"{_STEPS}.filter_steps:FilterOutliers",
+    "dedup_exact": f"{_STEPS}.dedup_steps:DedupExact",
+    "dedup_near": f"{_STEPS}.near_dedup:DedupNear",
+    "pii": f"{_STEPS}.pii_step:PiiStep",
+}
+"""The built-in steps: recipe name -> "module:Class" (imported on first use)."""
+
+
+class StepRegistry:
+    """Cleaning steps by name; one instance per run (or per server), no global state."""
+
+    def __init__(self, targets: dict[str, str] | None = None, *, load_plugins: bool = True) -> None:
+        self._targets = dict(BUILTIN_STEPS if targets is None else targets)
+        self._classes: dict[str, type[CleaningStep]] = {}
+        if load_plugins:
+            for entry in entry_points(group=ENTRY_POINT_GROUP):
+                self._targets.setdefault(entry.name, entry.value)
+
+    def names(self) -> list[str]:
+        return sorted(set(self._targets) | set(self._classes))
+
+    def register(self, cls: type[CleaningStep]) -> type[CleaningStep]:
+        """Register a step class under its ``name``; usable as a decorator on a registry instance."""
+        self._classes[cls.name] = cls
+        return cls
+
+    def get(self, name: str) -> type[CleaningStep]:
+        if name in self._classes:
+            return self._classes[name]
+        target = self._targets.get(name)
+        if target is None:
+            raise CleaningError(f"unknown cleaning step {name!r}; known: {', '.join(self.names())}")
+        module_name, _, attribute = target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise CleaningError(f"cleaning step {name!r} cannot be loaded from {target}: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, CleaningStep)):
+            raise CleaningError(f"cleaning step {name!r} ({target}) is not a CleaningStep subclass")
+        self._classes[name] = cls
+        return cls
+
+    def create(self, name: str, params: dict[str, Any] | None, context: StepContext) -> CleaningStep:
+        """Build step ``name`` with ``params`` validated by its ``Params`` model (errors: one line)."""
+        from pydantic import ValidationError
+
+        cls = self.get(name)
+        try:
+            validated = cls.Params.model_validate(params or {})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or 'params'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise CleaningError(f"step {name!r}: {problems}") from exc
+        return cls(validated, context)
