@@ -20,9 +20,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar
+from types import UnionType
+from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from llmops.datasets.rows import TEXT_FIELDS, Row
 from llmops.errors import UserError
@@ -49,6 +50,26 @@ class StepParams(BaseModel):
 
     fields: list[str] = list(TEXT_FIELDS)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_item_lists(cls, data: Any) -> Any:
+        """Accept a single string where a list is expected (``fields: input``, ``--step x:fields=input``)."""
+        if not isinstance(data, dict):
+            return data
+        return {
+            key: [value] if isinstance(value, str) and _expects_list(cls, key) else value
+            for key, value in data.items()
+        }
+
+
+def _expects_list(model: type[BaseModel], name: str) -> bool:
+    info = model.model_fields.get(name)
+    if info is None:
+        return False
+    annotation = info.annotation
+    candidates = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return any(get_origin(candidate) is list or candidate is list for candidate in candidates)
+
 
 @dataclass
 class StepContext:
@@ -72,14 +93,19 @@ class StepReport:
     examples: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
-    def record_removed(self, position: int, reason: str, row: Row) -> None:
+    def record_removed(self, position: int, reason: str, row: Row, *, group: str | None = None) -> None:
+        """Count a removed row. ``group`` is the key counted in ``reasons`` when ``reason`` carries
+        row-specific numbers ("duplicate of row 17"), so the summary does not split into one line per row."""
         self.removed += 1
-        self.reasons[reason] += 1
+        self.reasons[group or reason] += 1
         self._example({"position": position, "action": "removed", "reason": reason, "row": row})
 
-    def record_changed(self, position: int, reason: str, before: Row, after: Row) -> None:
+    def record_changed(
+        self, position: int, reason: str, before: Row, after: Row, *, group: str | None = None
+    ) -> None:
+        """Count a changed row; ``group`` as in :meth:`record_removed`."""
         self.changed += 1
-        self.reasons[reason] += 1
+        self.reasons[group or reason] += 1
         self._example(
             {"position": position, "action": "changed", "reason": reason, "before": before, "after": after}
         )
@@ -186,7 +212,8 @@ class StepRegistry:
             validated = cls.Params.model_validate(params or {})
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in error['loc']) or 'params'}: {error['msg']}"
+                f"{'.'.join(str(p) for p in error['loc']) or 'params'}: "
+                + error["msg"].removeprefix("Value error, ")  # a validator's own message, as written
                 for error in exc.errors()
             )
             raise CleaningError(f"step {name!r}: {problems}") from exc
