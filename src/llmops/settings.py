@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     local_context_tokens: int = Field(
         default=2048, ge=256, description="Context window of the embedded model."
     )
+    pii_salt: str | None = Field(
+        default=None,
+        description="Secret salt of the PII `hash` strategy (stable pseudonyms); keep it out of datasets.",
+    )
     models: tuple[ModelConfig, ...] = Field(
         default=(), description="Models served; empty = embedded defaults."
     )
