@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from llmops.datasets.service import DatasetService
 from llmops.gateway.auth import Authenticator
 from llmops.gateway.cache import ResponseCache
 from llmops.gateway.catalog import ModelCatalog, configured_models
@@ -25,6 +28,7 @@ from llmops.gateway.prompting import PromptStep
 from llmops.gateway.reload import ConfigReloader
 from llmops.gateway.router import Router
 from llmops.gateway.service import Gateway
+from llmops.jobs.service import JobService
 from llmops.prompts.experiments import ExperimentService
 from llmops.prompts.repository import PromptRepository
 from llmops.prompts.resolver import PromptResolver
@@ -54,8 +58,11 @@ class Store:
     traces: TraceService
     prompts: PromptService
     experiments: ExperimentService
+    datasets: DatasetService
+    jobs: JobService
 
     def close(self) -> None:
+        self.jobs.close()
         self.engine.dispose()
 
 
@@ -73,6 +80,8 @@ def open_store(settings: Settings) -> Store:
         trace_repository=trace_repository,
         keys=KeyService(key_repository),
         traces=TraceService(trace_repository, key_repository),
+        datasets=DatasetService(engine),
+        jobs=JobService(engine, owner=f"{socket.gethostname()}:{os.getpid()}"),
     )
 
 
@@ -99,6 +108,7 @@ class Services:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.authenticator.load)
+        await asyncio.to_thread(self.store.jobs.recover_interrupted)
         self.writer.start()
         self.authenticator.start()
         await self.prompt_resolver.start()
@@ -141,6 +151,7 @@ class Services:
         await self.cache.aclose()
         await self.catalog.aclose()
         await self.provider_context.aclose()
+        await asyncio.to_thread(self.store.jobs.close)  # running jobs stop at their next progress report
         self.store.close()
 
     async def database_ok(self) -> bool:

@@ -240,7 +240,7 @@ class DatasetRepository:
 
     def _insert_pending(self, name: str, meta: NewVersion, now: datetime) -> int:
         with self._engine.begin() as connection:
-            version_id: int = connection.execute(
+            inserted = connection.execute(
                 insert(dataset_versions).values(
                     dataset=name,
                     number=-secrets.randbelow(2**31 - 1) - 1,  # replaced by the real number at the end
@@ -254,8 +254,9 @@ class DatasetRepository:
                     author=meta.author,
                     created_at=now,
                 )
-            ).inserted_primary_key[0]
-        return version_id
+            ).inserted_primary_key
+        assert inserted is not None
+        return int(inserted[0])
 
     def _finish(
         self, name: str, version_id: int, digest: str, count: int, meta: NewVersion, now: datetime

@@ -106,7 +106,7 @@ class DatasetService:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def list(self) -> list[dict[str, Any]]:
+    def list_datasets(self) -> list[dict[str, Any]]:
         return self.repository.list_datasets()
 
     def resolve(self, ref: str) -> VersionInfo:
