@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from llmops.progress import Progress
     from llmops.services import Store
     from llmops.settings import Settings
 
@@ -129,3 +130,37 @@ def admin_api_json(
         fail(f"{url} answered {exc.code}: {reason}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         fail(f"cannot reach the server at {url}: {getattr(exc, 'reason', exc)}")
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout (datetimes as ISO text): what ``--json`` prints."""
+    import json
+
+    def default(value: Any) -> str:
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+    typer.echo(json.dumps(data, default=default, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Progress]:
+    """A Rich progress bar on stderr, one line per stage, fed through the :class:`Progress` callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with RichProgress(*columns, console=Console(stderr=True), disable=not enabled) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield report

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmops import __version__
-from llmops.cli import experiments, keys, models, prompts, traces
+from llmops.cli import datasets, experiments, keys, models, pii, prompts, traces
 from llmops.cli._common import GlobalOptions, readable_errors, settings_for
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(models.app, name="models")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(experiments.app, name="experiments")
+app.add_typer(pii.app, name="pii")
+app.add_typer(datasets.app, name="datasets")
 
 
 def _show_version(value: bool) -> None:

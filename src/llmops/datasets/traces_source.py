@@ -19,10 +19,15 @@ from sqlalchemy import Engine, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.datasets.rows import Row
+from llmops.errors import UserError
 from llmops.store.tables import feedback, traces
 
 PAGE = 500
 THUMBS = ("up", "down")
+
+
+class InvalidTraceSelection(UserError):
+    """A trace filter that cannot be used (bad status, thumb, time or prompt reference)."""
 
 
 @dataclass(frozen=True)
@@ -175,3 +180,53 @@ def trace_row(trace: Any, notes: list[dict[str, Any]]) -> Row | None:
 
 def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def selection_from_options(
+    *,
+    model: str | None = None,
+    prompt: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    status: str | None = "ok",
+    feedback: str | None = None,
+    min_score: float | None = None,
+    label: str | None = None,
+    limit: int | None = None,
+) -> TraceSelection:
+    """A selection from text options as the CLI and the API take them; a bad one is a UserError."""
+    from llmops.tracing.service import InvalidQuery, parse_since
+
+    if status not in (None, "ok", "error", "any"):
+        raise InvalidTraceSelection(f"status: expected ok, error or any, got {status!r}", param="status")
+    if feedback not in (None, *THUMBS):
+        raise InvalidTraceSelection(f"feedback: expected up or down, got {feedback!r}", param="feedback")
+    if limit is not None and limit < 1:
+        raise InvalidTraceSelection("limit: must be at least 1", param="limit")
+    prompt_name, prompt_version = _prompt_option(prompt)
+    try:
+        since_at = None if since is None else parse_since(since)
+        until_at = None if until is None else parse_since(until)
+    except InvalidQuery as exc:
+        raise InvalidTraceSelection(str(exc), param="since") from exc
+    return TraceSelection(
+        model=model,
+        prompt=prompt_name,
+        prompt_version=prompt_version,
+        since=since_at,
+        until=until_at,
+        status=None if status == "any" else status,
+        feedback=feedback,
+        min_score=min_score,
+        label=label,
+        limit=limit,
+    )
+
+
+def _prompt_option(prompt: str | None) -> tuple[str | None, int | None]:
+    if prompt is None:
+        return None, None
+    name, _, version = prompt.partition("@")
+    if not name or (version and not version.isdigit()):
+        raise InvalidTraceSelection(f"prompt: expected NAME or NAME@VERSION, got {prompt!r}", param="prompt")
+    return name, int(version) if version else None
