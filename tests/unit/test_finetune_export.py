@@ -24,6 +24,10 @@ from llmops.datasets.rows import Row
 from llmops.progress import Cancelled
 
 
+def _m(role: str, content: Any) -> dict[str, Any]:
+    return {"role": role, "content": content}
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -60,24 +64,24 @@ def test_chat_from_input_and_expected_with_system() -> None:
     row = {"input": "2+2?", "expected": "4", "metadata": {"k": 1}}
     assert to_finetune_example(row, "chat", system="Be brief.") == {
         "messages": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "2+2?"},
-            {"role": "assistant", "content": "4"},
+            _m("system", "Be brief."),
+            _m("user", "2+2?"),
+            _m("assistant", "4"),
         ]
     }
 
 
 def test_chat_appends_completion_over_expected_unless_messages_end_with_the_assistant() -> None:
-    open_ended = {"messages": [{"role": "user", "content": "hi"}], "completion": "hello", "expected": "hey"}
+    open_ended = {"messages": [_m("user", "hi")], "completion": "hello", "expected": "hey"}
     assert to_finetune_example(open_ended, "chat")["messages"][-1] == {
         "role": "assistant",
         "content": "hello",
     }
     complete = {
         "messages": [
-            {"role": "system", "content": "s"},
-            {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": "yo"},
+            _m("system", "s"),
+            _m("user", "hi"),
+            _m("assistant", "yo"),
         ],
         "expected": "ignored",
     }
@@ -96,13 +100,13 @@ def test_completion_from_fields_and_from_messages() -> None:
     }
     row = {
         "messages": [
-            {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": "hello"},
+            _m("user", "hi"),
+            _m("assistant", "hello"),
             {
                 "role": "user",
                 "content": [{"type": "text", "text": "how are "}, {"type": "text", "text": "you"}],
             },
-            {"role": "assistant", "content": "fine"},
+            _m("assistant", "fine"),
         ]
     }
     assert to_finetune_example(row, "completion") == {
@@ -128,40 +132,40 @@ def test_valid_chat_has_no_problems() -> None:
     ("messages", "problem"),
     [
         ([], "no messages"),
-        ([{"role": "assistant", "content": "x"}], "no user message"),
+        ([_m("assistant", "x")], "no user message"),
         (
-            [{"role": "user", "content": "q"}],
+            [_m("user", "q")],
             "no assistant answer (the last message must be from the assistant)",
         ),
         (
-            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}],
+            [_m("user", "q"), _m("assistant", "  ")],
             "empty completion (the last assistant message is empty)",
         ),
         (
             [
-                {"role": "bot", "content": "q"},
-                {"role": "user", "content": "q"},
-                {"role": "assistant", "content": "a"},
+                _m("bot", "q"),
+                _m("user", "q"),
+                _m("assistant", "a"),
             ],
             "messages[0] has unknown role 'bot'",
         ),
         (
             [
-                {"role": "user", "content": "q"},
-                {"role": "system", "content": "s"},
-                {"role": "assistant", "content": "a"},
+                _m("user", "q"),
+                _m("system", "s"),
+                _m("assistant", "a"),
             ],
             "messages[1]: a system message must come first",
         ),
         (
             [
-                {"role": "user", "content": [{"type": "text", "text": "q"}]},
-                {"role": "assistant", "content": "a"},
+                _m("user", [{"type": "text", "text": "q"}]),
+                _m("assistant", "a"),
             ],
             "messages[0].content must be a string, not a list",
         ),
         (
-            [{"role": "user", "content": None}, {"role": "assistant", "content": "a"}],
+            [_m("user", None), _m("assistant", "a")],
             "messages[0].content must be a string, not null",
         ),
     ],
@@ -172,10 +176,10 @@ def test_chat_problems(messages: list[Any], problem: str) -> None:
 
 def test_assistant_tool_call_may_have_no_content() -> None:
     messages = [
-        {"role": "user", "content": "weather?"},
+        _m("user", "weather?"),
         {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function"}]},
         {"role": "tool", "content": "sunny", "tool_call_id": "1"},
-        {"role": "assistant", "content": "Sunny."},
+        _m("assistant", "Sunny."),
     ]
     assert _check({"messages": messages}) == []
 
@@ -194,9 +198,7 @@ def test_completion_problems(example: dict[str, Any], problem: str) -> None:
 
 
 def test_token_limit_counts_per_message_and_total() -> None:
-    example = {
-        "messages": [{"role": "user", "content": "one two three"}, {"role": "assistant", "content": "four"}]
-    }
+    example = {"messages": [_m("user", "one two three"), _m("assistant", "four")]}
     # 4 words + 3 per message (2) + 3 for the reply = 13
     assert _check(example, max_tokens=13) == []
     assert _check(example, max_tokens=12) == [
@@ -279,7 +281,7 @@ def test_without_split_only_train_is_written(tmp_path: Path) -> None:
 def _with_bad_rows() -> list[Row]:
     rows = _good(10)
     rows[2] = {"input": "no answer"}
-    rows[6] = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]}
+    rows[6] = {"messages": [_m("user", "q"), _m("assistant", "")]}
     return rows
 
 
