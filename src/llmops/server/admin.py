@@ -26,6 +26,7 @@ from llmops.prompts.services import InvalidPrompt, PromptNotFound
 from llmops.server.admin_auth import Admin
 from llmops.server.admin_experiments import experiment_routes
 from llmops.server.admin_gateway import gateway_routes
+from llmops.server.admin_pii import pii_routes
 from llmops.server.admin_playground import playground_routes
 from llmops.server.admin_prompts import prompt_routes
 from llmops.server.admin_schema import NO_NUL, declare_no_422, error_responses, link
@@ -261,6 +262,7 @@ def create_admin_app(services: Services) -> FastAPI:
     app.include_router(prompt_routes(services))
     app.include_router(experiment_routes(services))
     app.include_router(playground_routes(services))
+    app.include_router(pii_routes(services))
     return app
 
 
