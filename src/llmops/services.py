@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from llmops.annotation.service import AnnotationService
 from llmops.datasets.service import DatasetService
 from llmops.gateway.auth import Authenticator
 from llmops.gateway.cache import ResponseCache
@@ -60,6 +61,7 @@ class Store:
     experiments: ExperimentService
     datasets: DatasetService
     jobs: JobService
+    annotation: AnnotationService
 
     def close(self) -> None:
         self.jobs.close()
@@ -72,6 +74,7 @@ def open_store(settings: Settings) -> Store:
     trace_repository = TraceRepository(engine)
     prompt_repository = PromptRepository(engine)
     prompts = PromptService(prompt_repository)
+    datasets = DatasetService(engine)
     return Store(
         engine=engine,
         prompts=prompts,
@@ -80,7 +83,8 @@ def open_store(settings: Settings) -> Store:
         trace_repository=trace_repository,
         keys=KeyService(key_repository),
         traces=TraceService(trace_repository, key_repository),
-        datasets=DatasetService(engine),
+        datasets=datasets,
+        annotation=AnnotationService(engine, datasets),
         jobs=JobService(engine, owner=f"{socket.gethostname()}:{os.getpid()}"),
     )
 

@@ -5,7 +5,8 @@
   annotators each item needs, and the dataset version its accepted annotations became.
 - ``annotation_item``: one row or trace to annotate, in order, with the content shown.
 - ``annotation_assignment``: which annotator was handed which item and when (an item handed out is
-  "seen" even before it is answered, and a lease keeps two people from taking its last slot at once).
+  "seen" even before it is answered, and a lease keeps two people from taking its last slot at once);
+  ``skipped_at`` is set when the annotator passed on it (the slot is free again, the item stays seen).
 - ``annotation``: one annotator's answer on one item (at most one each).
 """
 
@@ -53,6 +54,7 @@ annotation_assignments = Table(
     Column("queue", String(200), nullable=False),
     Column("assigned_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
+    Column("skipped_at", UtcDateTime(), nullable=True),
     Index("ix_annotation_assignment_queue", "queue", "annotator"),
 )
 

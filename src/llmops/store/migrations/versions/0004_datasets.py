@@ -148,6 +148,7 @@ def _annotation() -> None:
         sa.Column("queue", sa.String(200), nullable=False),
         sa.Column("assigned_at", _time, nullable=False),
         sa.Column("expires_at", _time, nullable=False),
+        sa.Column("skipped_at", _time, nullable=True),
     )
     op.create_index("ix_annotation_assignment_queue", "annotation_assignment", ["queue", "annotator"])
     op.create_table(
