@@ -25,6 +25,8 @@ from llmops.pii.nlp import LANGUAGES, PresidioNer, nlp_installed
 from llmops.pii.registry import RecognizerRegistry
 from llmops.pii.strategies import mask, pseudonym, strategy_map
 
+_NO_SALT = "the hash strategy needs a salt: pass one, or set LLMOPS_PII_SALT"
+
 
 class PiiService:
     """Detects and redacts PII; safe to share between threads (see the module docstring)."""
@@ -53,9 +55,10 @@ class PiiService:
         self.nlp_available = use_nlp is not False and language in LANGUAGES and nlp_installed()
         self._ner = PresidioNer(language) if self.nlp_available else None
         self.entities: tuple[str, ...] = (
-            self._checked(entities) if entities is not None else tuple(self.available_entities)
+            self.check_entities(entities) if entities is not None else tuple(self.available_entities)
         )
-        self.skipped_entities: tuple[str, ...] = () if self.nlp_available or entities else NLP_ENTITIES
+        auto = use_nlp is None and entities is None
+        self.skipped_entities: tuple[str, ...] = NLP_ENTITIES if auto and not self.nlp_available else ()
         """NLP entities left out of the default set because the extra (or English) is not there."""
 
     @property
@@ -70,7 +73,7 @@ class PiiService:
 
     def analyze(self, text: str, entities: Sequence[str] | None = None) -> list[PiiFinding]:
         """Findings in text order, without overlaps (:func:`~llmops.pii.base.resolve_overlaps`)."""
-        chosen = self.entities if entities is None else self._checked(entities)
+        chosen = self.entities if entities is None else self.check_entities(entities)
         found: list[PiiFinding] = []
         for entity in chosen:
             if entity not in NLP_ENTITIES:
@@ -83,10 +86,22 @@ class PiiService:
         self, text: str, strategy: str | Mapping[str, str] = "tag", entities: Sequence[str] | None = None
     ) -> Redaction:
         """``text`` with each finding replaced as its entity's strategy says (see ``strategies``)."""
+        self.check(strategy, entities)
+        return self.replace(text, self.analyze(text, entities), strategy)
+
+    def check(self, strategy: str | Mapping[str, str] = "tag", entities: Sequence[str] | None = None) -> None:
+        """Raise :class:`PiiError` now for a bad strategy, entity or missing salt (before a long run)."""
         default, overrides = strategy_map(strategy, self.known_entities)
         if self.salt is None and "hash" in (default, *overrides.values()):
-            raise PiiError("the hash strategy needs a salt: pass one, or set LLMOPS_PII_SALT", param="salt")
-        findings = self.analyze(text, entities)
+            raise PiiError(_NO_SALT, param="salt")
+        if entities is not None:
+            self.check_entities(entities)
+
+    def replace(
+        self, text: str, findings: Sequence[PiiFinding], strategy: str | Mapping[str, str]
+    ) -> Redaction:
+        """The redaction of ``text`` for findings already found in it (in text order, not overlapping)."""
+        default, overrides = strategy_map(strategy, self.known_entities)
         pieces: list[str] = []
         position = 0
         drop = False
@@ -97,7 +112,7 @@ class PiiService:
             pieces.append(self._replacement(finding, chosen))
             position = finding.end
         pieces.append(text[position:])
-        return Redaction("".join(pieces), findings, drop)
+        return Redaction("".join(pieces), list(findings), drop)
 
     def tag(self, entity: str) -> str:
         """The short name of ``entity`` in tags and pseudonyms (``EMAIL_ADDRESS`` -> ``EMAIL``)."""
@@ -109,16 +124,19 @@ class PiiService:
         if strategy == "mask_last4":
             return mask(finding.text, keep_last=4)
         tag = self.tag(finding.entity)
-        if strategy == "hash" and self.salt is not None:
-            return pseudonym(tag, finding.entity, self._normalized(finding), self.salt)
-        return f"<{tag}>"
+        if strategy != "hash":
+            return f"<{tag}>"
+        if self.salt is None:
+            raise PiiError(_NO_SALT, param="salt")
+        return pseudonym(tag, finding.entity, self._normalized(finding), self.salt)
 
     def _normalized(self, finding: PiiFinding) -> str:
         if finding.entity in NLP_ENTITIES:
             return " ".join(finding.text.split()).casefold()
         return self.registry.get(finding.entity).normalize(finding.text)
 
-    def _checked(self, entities: Sequence[str]) -> tuple[str, ...]:
+    def check_entities(self, entities: Sequence[str]) -> tuple[str, ...]:
+        """``entities`` without duplicates, or :class:`PiiError` naming the unknown or unavailable one."""
         if isinstance(entities, str):
             entities = [entities]
         known = self.known_entities
