@@ -249,3 +249,10 @@ def test_format_option_overrides_the_extension(tmp_path: Path) -> None:
 def test_cells_to_row_refuses_nesting_into_a_non_object() -> None:
     with pytest.raises(RowError, match="needs field 'metadata' to be an object"):
         cells_to_row([("metadata", "[1]"), ("metadata.a", "x")])
+
+
+def test_corrupt_parquet_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    path.write_bytes(b"PAR1 but not really")
+    with pytest.raises(DatasetFileError, match=r"data\.parquet: not a readable Parquet file"):
+        _read(path)

@@ -142,15 +142,13 @@ def _known_names(forced: str | None) -> str:
 
 
 def _read_file(path: Path, file_format: str) -> Iterator[ReadItem]:
-    readers = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "tsv": _read_csv, "parquet": None}
+    if file_format == "parquet":
+        yield from _read_parquet(path)
+        return
+    text_readers = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "tsv": _read_csv}
     try:
-        if file_format == "parquet":
-            yield from _read_parquet(path)
-            return
         with _open_binary(path) as stream:
-            reader = readers[file_format]
-            assert reader is not None
-            yield from reader(str(path), stream, file_format)
+            yield from text_readers[file_format](str(path), stream, file_format)
     except (OSError, EOFError) as error:
         raise DatasetFileError(f"{path}: cannot read: {error}") from error
     except UnicodeDecodeError as error:
@@ -365,6 +363,7 @@ def _set_nested(row: Row, name: str, value: Any) -> None:
 
 def _read_parquet(path: Path) -> Iterator[ReadItem]:
     try:
+        import pyarrow as pa  # type: ignore[import-untyped]
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
     except ImportError as error:
         raise DatasetFileError(
@@ -372,20 +371,23 @@ def _read_parquet(path: Path) -> Iterator[ReadItem]:
         ) from error
     try:
         parquet = pq.ParquetFile(path)
-    except Exception as error:  # pyarrow raises ArrowInvalid and friends, not OSError
+        json_columns = _parquet_json_columns(parquet.schema_arrow.metadata)
+        number = 0
+        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
+            for record in batch.to_pylist():
+                number += 1
+                yield _parquet_item(str(path), number, record, json_columns)
+    except (pa.ArrowException, OSError) as error:
         raise DatasetFileError(f"{path}: not a readable Parquet file ({error})") from error
-    json_columns = _parquet_json_columns(parquet.schema_arrow.metadata)
-    number = 0
-    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
-        for record in batch.to_pylist():
-            number += 1
-            try:
-                cells = ((name, _plain(value)) for name, value in record.items())
-                row = cells_to_row(cells, json_columns, empty_is_absent=False)
-            except RowError as error:
-                yield ReadItem(str(path), number, None, str(error), "row")
-                continue
-            yield _item(str(path), number, row, "row")
+
+
+def _parquet_item(source: str, number: int, record: dict[str, Any], json_columns: list[str]) -> ReadItem:
+    try:
+        cells = ((name, _plain(value)) for name, value in record.items())
+        row = cells_to_row(cells, json_columns, empty_is_absent=False)
+    except RowError as error:
+        return ReadItem(source, number, None, str(error), "row")
+    return _item(source, number, row, "row")
 
 
 def _parquet_json_columns(metadata: dict[bytes, bytes] | None) -> list[str]:
