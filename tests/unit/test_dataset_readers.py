@@ -9,7 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from llmops.datasets.readers import MAX_JSON_BYTES, DatasetFileError, ReadItem, cells_to_row, read_rows
+from llmops.datasets.readers import (
+    MAX_JSON_BYTES,
+    DatasetFileError,
+    ReadItem,
+    cells_to_row,
+    list_files,
+    read_rows,
+)
 from llmops.datasets.rows import RowError
 from llmops.errors import UserError
 
@@ -256,3 +263,12 @@ def test_corrupt_parquet_is_a_file_error(tmp_path: Path) -> None:
     path.write_bytes(b"PAR1 but not really")
     with pytest.raises(DatasetFileError, match=r"data\.parquet: not a readable Parquet file"):
         _read(path)
+
+
+def test_every_file_is_checked_before_the_first_is_read(tmp_path: Path) -> None:
+    good = tmp_path / "a.jsonl"
+    good.write_text('{"input": "a"}\n', encoding="utf-8")
+    items = read_rows([good, tmp_path / "missing.jsonl"])
+    with pytest.raises(DatasetFileError, match="missing.jsonl: no such file"):
+        next(items)
+    assert list_files([tmp_path]) == [(good, "jsonl")]

@@ -89,11 +89,20 @@ class ReadItem:
 
 
 def read_rows(paths: Sequence[Path], *, format: str | None = None) -> Iterator[ReadItem]:
-    """Every record of ``paths`` (files or folders) in order, as rows or line-numbered errors."""
+    """Every record of ``paths`` (files or folders) in order, as rows or line-numbered errors.
+
+    All files are found and checked (:func:`list_files`) before the first is read.
+    """
+    for path, file_format in list_files(paths, format=format):
+        yield from _read_file(path, file_format)
+
+
+def list_files(paths: Sequence[Path], *, format: str | None = None) -> list[tuple[Path, str]]:
+    """The files ``paths`` stand for, each with its format; :class:`DatasetFileError` for the first
+    missing or unknown one. Cheap (no file is opened): callers check sources before starting a job."""
     if format is not None and format not in FORMATS:
         raise DatasetFileError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}", param="format")
-    for path, file_format in _files(paths, format):
-        yield from _read_file(path, file_format)
+    return list(_files(paths, format))
 
 
 def format_of(path: Path) -> str | None:
