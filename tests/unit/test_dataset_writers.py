@@ -109,3 +109,8 @@ def test_a_failing_source_leaves_no_file(tmp_path: Path) -> None:
 def test_unknown_format_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(WriteError, match="unknown format 'xml'"):
         write_rows([], tmp_path / "out.xml", "xml")
+
+
+def test_unwritable_path_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(WriteError, match=r"out\.jsonl: cannot write"):
+        write_rows([{"input": "a"}], tmp_path / "no" / "such" / "out.jsonl", "jsonl")

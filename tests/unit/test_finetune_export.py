@@ -374,3 +374,9 @@ def test_bad_settings_are_refused_before_writing(
     with pytest.raises(FinetuneError, match=message):
         _export(_good(2), tmp_path / "out", **options)
     assert not (tmp_path / "out").exists()
+
+
+def test_out_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("", encoding="utf-8")
+    with pytest.raises(FinetuneError, match="taken: cannot create the folder"):
+        _export(_good(1), tmp_path / "taken")

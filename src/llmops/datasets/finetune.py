@@ -253,7 +253,10 @@ def export_finetune(
     if max_tokens is not None and max_tokens < 1:
         raise FinetuneError("max_tokens must be at least 1", param="max_tokens")
     validation = split_positions(total, split, seed) if split is not None else frozenset()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FinetuneError(f"{out_dir}: cannot create the folder: {error.strerror or error}") from error
     targets = {
         name: out_dir / f"{name}.jsonl"
         for name in (("train", "validation") if split is not None else ("train",))

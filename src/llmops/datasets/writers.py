@@ -43,7 +43,7 @@ BATCH_ROWS = 4096
 
 
 class WriteError(UserError):
-    """A write that cannot start (unknown format, Parquet without the data extra)."""
+    """A write that cannot be done (unknown format, Parquet without the data extra, an unwritable path)."""
 
 
 def write_rows(
@@ -62,17 +62,20 @@ def write_rows(
     """
     if format not in WRITE_FORMATS:
         raise WriteError(f"unknown format {format!r}; use one of {', '.join(WRITE_FORMATS)}", param="format")
-    if isinstance(out, Path):
-        partial = out.with_name(out.name + ".partial")
-        try:
-            with partial.open("wb") as stream:
-                count = _write(rows, stream, format, columns, batch_size)
-            os.replace(partial, out)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return count
-    return _write(rows, out, format, columns, batch_size)
+    if not isinstance(out, Path):
+        return _write(rows, out, format, columns, batch_size)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with partial.open("wb") as stream:
+            count = _write(rows, stream, format, columns, batch_size)
+        os.replace(partial, out)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise WriteError(f"{out}: cannot write: {error.strerror or error}") from error
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return count
 
 
 def _write(
