@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from llmops.datasets.cleaning.base import CleaningError, StepContext, StepRegistry
+from llmops.datasets.cleaning.base import BUILTIN_STEPS, CleaningError, StepContext, StepRegistry
 from llmops.datasets.cleaning.recipe import Recipe, RecipeStep
 
 ISSUE_RECIPE = """
@@ -103,13 +103,14 @@ def test_yaml_error_names_the_file(tmp_path: Path) -> None:
         Recipe.from_file(path)
 
 
-def test_build_names_unknown_steps_with_the_known_ones() -> None:
+def test_build_names_unknown_steps_with_a_suggestion_and_the_known_ones() -> None:
     recipe = Recipe.from_data(["lowercase", "normalise_unicode"])
-    with pytest.raises(
-        CleaningError, match=r"^recipe step 2: unknown cleaning step 'normalise_unicode'; known: .*"
-    ) as e:
+    with pytest.raises(CleaningError) as caught:
         recipe.build(registry(), StepContext())
-    assert "normalize_unicode" in str(e.value)
+    message = str(caught.value)
+    assert message.startswith("recipe step 2: unknown cleaning step 'normalise_unicode' ")
+    assert "(did you mean 'normalize_unicode'?); known: " in message
+    assert "clean_whitespace, correct_spelling, dedup_exact, dedup_near, drop_empty" in message
 
 
 @pytest.mark.parametrize(
@@ -197,3 +198,13 @@ def test_from_cli_errors(specs: list[str], message: str) -> None:
 def test_cli_recipe_parameter_errors_surface_at_build() -> None:
     with pytest.raises(CleaningError, match=r"^recipe step 1: step 'filter_length': unit: Input should be"):
         Recipe.from_cli(["filter_length:unit=lines,max=3"]).build(registry(), StepContext())
+
+
+def test_the_cleaning_steps_doc_recipe_parses_and_documents_these_steps() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "cleaning-steps.md").read_text(encoding="utf-8")
+    recipe = Recipe.from_yaml(doc.split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert {step.name for step in recipe.steps} <= set(BUILTIN_STEPS)
+    documented = set(re.findall(r"^### `(\w+)`$", doc, flags=re.M))
+    assert {"normalize_unicode", "clean_whitespace", "strip_html", "lowercase"} <= documented
+    assert {"drop_empty", "filter_length", "filter_outliers", "dedup_exact"} <= documented
+    assert documented <= set(BUILTIN_STEPS)

@@ -14,6 +14,7 @@ does not de-duplicate never imports datasketch.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -192,7 +193,9 @@ class StepRegistry:
             return self._classes[name]
         target = self._targets.get(name)
         if target is None:
-            raise CleaningError(f"unknown cleaning step {name!r}; known: {', '.join(self.names())}")
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise CleaningError(f"unknown cleaning step {name!r}{hint}; known: {', '.join(self.names())}")
         module_name, _, attribute = target.partition(":")
         try:
             cls = getattr(importlib.import_module(module_name), attribute)
