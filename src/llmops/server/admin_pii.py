@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from llmops.pii import PiiFinding, PiiService
 from llmops.server.admin_auth import Admin
@@ -57,13 +56,19 @@ class AnalyzeIn(BaseModel):
         },
     )
 
-    text: Text | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
-    texts: Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)] | SkipJsonSchema[None] = Field(
-        default=None, json_schema_extra=_no_default
+    # Optional without a None in the type: an error's location is then the field alone (``text``, not
+    # ``text.str``), and the schema says what may be sent. Whether a field was given: model_fields_set.
+    text: Text = Field(default="", json_schema_extra=_no_default)
+    texts: list[Text] = Field(
+        default_factory=list, min_length=1, max_length=MAX_TEXTS, json_schema_extra=_no_default
     )
-    entities: (
-        Annotated[list[EntityName], Field(min_length=1, max_length=MAX_ENTITIES)] | SkipJsonSchema[None]
-    ) = Field(default=None, description="e.g. EMAIL_ADDRESS, PERSON; default: every available entity.")
+    entities: list[EntityName] = Field(
+        default_factory=list,
+        min_length=1,
+        max_length=MAX_ENTITIES,
+        description="e.g. EMAIL_ADDRESS, PERSON; default: every available entity.",
+        json_schema_extra=_no_default,
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -76,12 +81,15 @@ class AnalyzeIn(BaseModel):
 
     @model_validator(mode="after")
     def _one_input(self) -> AnalyzeIn:
-        if (self.text is None) == (self.texts is None):
+        if ("text" in self.model_fields_set) == ("texts" in self.model_fields_set):
             raise ValueError("give either text or texts")
         return self
 
     def inputs(self) -> list[str]:
-        return [self.text] if self.text is not None else list(self.texts or [])
+        return [self.text] if "text" in self.model_fields_set else self.texts
+
+    def entity_names(self) -> list[str] | None:
+        return self.entities if "entities" in self.model_fields_set else None
 
 
 class RedactIn(AnalyzeIn):
@@ -180,10 +188,11 @@ def pii_routes(services: Services) -> APIRouter:
     def analyze(_: Admin, body: AnalyzeIn) -> dict[str, Any]:
         """Find PII in one text or several: entity, offsets, text and score of each finding."""
         service = lazy.get()
-        if body.entities is not None:
-            service.check_entities(body.entities)
+        entities = body.entity_names()
+        if entities is not None:
+            service.check_entities(entities)
         results = [
-            {"findings": [_finding(finding) for finding in service.analyze(text, body.entities)]}
+            {"findings": [_finding(finding) for finding in service.analyze(text, entities)]}
             for text in body.inputs()
         ]
         return _answer(service, results)
@@ -193,10 +202,11 @@ def pii_routes(services: Services) -> APIRouter:
         """Redact PII in one text or several: mask, tag (`<EMAIL>`), hash (`<PERSON_1a2b3c4d>`) or drop."""
         service = lazy.get()
         strategy = body.strategy_map()
-        service.check(strategy, body.entities)
+        entities = body.entity_names()
+        service.check(strategy, entities)
         results = []
         for text in body.inputs():
-            redaction = service.redact(text, strategy, body.entities)
+            redaction = service.redact(text, strategy, entities)
             results.append(
                 {
                     "text": redaction.text,
