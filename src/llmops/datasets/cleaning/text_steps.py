@@ -76,10 +76,11 @@ class WhitespaceParams(StepParams):
 
 
 _NEWLINES = re.compile("\r\n|[\r\v\f\x85\u2028\u2029]")
-_ZERO_WIDTH = frozenset("\u200b\u2060\ufeff\u180e")
-"""Zero-width space, word joiner, byte-order mark, Mongolian vowel separator. The zero-width
-(non-)joiners U+200C/U+200D are kept: they carry meaning in emoji sequences and in Persian and Indic
-scripts."""
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u2060\ufeff\u180e]")
+"""Control characters (Unicode category Cc is exactly U+0000-001F and U+007F-009F) except tab and
+newline, and the zero-width space, word joiner, byte-order mark and Mongolian vowel separator. The
+zero-width (non-)joiners U+200C/U+200D are kept: they carry meaning in emoji sequences and in Persian
+and Indic scripts."""
 _SPACE_RUN = re.compile(r"[^\S\n]{2,}|[^\S\n\t ]")
 """Two or more spaces or tabs, or one other space character (no-break, em space...); a lone tab stays."""
 _SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
@@ -101,10 +102,7 @@ class CleanWhitespace(_TextStep):
     def rewrite(self, text: str) -> tuple[str, Counter[str]]:
         notes: Counter[str] = Counter()
         text = _NEWLINES.sub("\n", text)
-        kept = [char for char in text if not _invisible(char)]
-        if len(kept) != len(text):
-            notes["invisible"] = len(text) - len(kept)
-            text = "".join(kept)
+        text, notes["invisible"] = _INVISIBLE.subn("", text)
         if self.params.keep_newlines:
             spaced = _SPACE_RUN.sub(" ", text)
             spaced = _BLANK_LINES.sub("\n\n", _SPACE_AROUND_NEWLINE.sub("\n", spaced)).strip()
@@ -123,12 +121,6 @@ class CleanWhitespace(_TextStep):
         if notes["whitespace"]:
             reason += ", collapsed whitespace"
         return reason, "removed control or zero-width characters"
-
-
-def _invisible(char: str) -> bool:
-    if char in "\n\t":
-        return False
-    return char in _ZERO_WIDTH or unicodedata.category(char) == "Cc"
 
 
 _KNOWN_TAGS = (
