@@ -23,13 +23,20 @@ def services_of(request: Request) -> Services:
     return services
 
 
-async def _admin(
+async def _any_key(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
 ) -> Principal:
     authorization = request.headers.get("authorization")
-    principal = await services_of(request).authenticator.authenticate(
+    return await services_of(request).authenticator.authenticate(
         authorization.encode("latin-1") if authorization else None
     )
+
+
+AnyKey = Annotated[Principal, Depends(_any_key)]
+"""Any valid key, admin or inference (annotators: their key's name is who answers)."""
+
+
+async def _admin(principal: AnyKey) -> Principal:
     require_admin(principal)
     return principal
 
