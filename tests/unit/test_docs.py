@@ -88,3 +88,17 @@ def test_prompt_guide_examples_are_valid() -> None:
 def test_readme_prompt_example_is_valid() -> None:
     readme = (DOCS.parent / "README.md").read_text()
     assert "support-answer" in _prompt_files(readme, "README.md")
+
+
+def test_data_preparation_guide_recipe_is_valid() -> None:
+    """The complete recipe of docs/datasets.md names real steps with parameters they accept."""
+    from llmops.datasets.cleaning.base import BUILTIN_STEPS, StepContext, StepRegistry
+    from llmops.datasets.cleaning.recipe import Recipe
+
+    blocks = [block for block in _yaml_blocks((DOCS / "datasets.md").read_text()) if "steps:" in block]
+    assert blocks
+    recipe = Recipe.from_yaml(blocks[-1])
+    steps = recipe.build(StepRegistry(load_plugins=False), StepContext())
+    documented = {step.name for step in steps}
+    optional = {"lowercase", "remove_stopwords", "correct_spelling"}
+    assert documented | optional == set(BUILTIN_STEPS)

@@ -138,7 +138,7 @@ def row_text(row: Row, fields: Sequence[str] = TEXT_FIELDS, separator: str = "\n
 
 def map_texts(row: Row, fields: Sequence[str], transform: Callable[[str], str]) -> Row:
     """A copy of ``row`` with ``transform`` applied to every string of ``fields`` (the input is unchanged)."""
-    result: Row = orjson.loads(canonical_json(row)) if fields else dict(row)
+    result: Row = orjson.loads(orjson.dumps(row))  # a deep copy that keeps the row's key order
     for path in fields:
         value = get_field(result, path)
         if isinstance(value, str):
