@@ -128,13 +128,16 @@ def test_import_reports_bad_lines(tmp_path: Path, data: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"input": "fine"}\n{"input": 3}\n{broken\n')
     line = _fails(tmp_path, "datasets", "import", "qa", str(bad))
-    assert "bad.jsonl:2" in line
+    assert "bad.jsonl line 2: field 'input' must be a string" in line
     assert "nothing imported" in line
     assert "no datasets yet" in _ok(tmp_path, "datasets", "list")
     skipped = _json(tmp_path, "datasets", "import", "qa", str(bad), "--on-error", "skip")
     assert skipped["rows"] == 1
     assert skipped["skipped"] == 2
-    assert [error.split(":")[1] for error in skipped["errors"]] == ["2", "3"]
+    assert [error.split(":")[0].rsplit("/")[-1] for error in skipped["errors"]] == [
+        "bad.jsonl line 2",
+        "bad.jsonl line 3",
+    ]
     again = _json(tmp_path, "datasets", "import", "qa", str(bad), "--on-error", "skip")
     assert again["created"] is False
 

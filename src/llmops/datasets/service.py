@@ -42,7 +42,7 @@ class DatasetNotFound(NotFoundError):
 
 
 class BadRows(UserError):
-    """Input rows that cannot be imported; ``errors`` lists them (``file:line: reason``)."""
+    """Input rows that cannot be imported; ``errors`` lists them (``FILE line N: reason``)."""
 
     def __init__(self, message: str, errors: Sequence[str]) -> None:
         super().__init__(message, param="rows")
@@ -71,7 +71,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 
 @dataclass
 class ImportReport:
-    """What an import read: rows taken, rows skipped and the first errors (``file:line: reason``)."""
+    """What an import read: rows taken, rows skipped and the first errors (``FILE line N: reason``)."""
 
     rows: int = 0
     skipped: int = 0
@@ -199,7 +199,7 @@ class DatasetService:
                     report.rows += 1
                     yield item.row
                     continue
-                located = f"{item.source}:{item.line}: {item.error}"
+                located = item.describe()  # "data.jsonl line 17: invalid JSON: ..." ("row 3" in Parquet)
                 if on_error == "fail":
                     raise BadRows(f"nothing imported: {located}", [located])
                 report.add_error(located)
