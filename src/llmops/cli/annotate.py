@@ -52,7 +52,7 @@ def _api(url: str, path: str, key: str | None, body: dict[str, Any] | None = Non
     return admin_api_json(f"{url.rstrip('/')}/api/annotation-queues/{path}", key, body)
 
 
-def _percent(value: float | None) -> str:
+def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
@@ -218,7 +218,8 @@ def _show_item(queue: str, item: dict[str, Any], schema: dict[str, Any], annotat
         asked.append("--correction TEXT")
     if schema.get("instructions"):
         console.print(f"[bold]Instructions:[/bold] {schema['instructions']}")
-    console.print(f"Answer as {annotator}: llmops annotate submit {queue} {item['id']} {' '.join(asked)}")
+    console.print(f"Answer as {annotator}:")
+    console.print(f"  llmops annotate submit {queue} {item['id']} {' '.join(asked)}", soft_wrap=True)
 
 
 @app.command()
@@ -314,19 +315,19 @@ def _show_status(found: dict[str, Any]) -> None:
     labels, scores = found["agreement"]["labels"], found["agreement"]["scores"]
     agreement = Table("measure", "value", "over")
     agreement.add_row(
-        "Cohen's kappa (labels, 2 annotators)", _percent(labels["cohen_kappa"]), f"{labels['items']} items"
+        "Cohen's kappa (labels, 2 annotators)", _figure(labels["cohen_kappa"]), f"{labels['items']} items"
     )
     agreement.add_row(
-        "Fleiss' kappa (labels)", _percent(labels["fleiss_kappa"]), f"{labels['fleiss_items']} items"
+        "Fleiss' kappa (labels)", _figure(labels["fleiss_kappa"]), f"{labels['fleiss_items']} items"
     )
     agreement.add_row(
         "Krippendorff's alpha (labels, nominal)",
-        _percent(labels["krippendorff_alpha"]),
+        _figure(labels["krippendorff_alpha"]),
         f"{labels['items']} items",
     )
     agreement.add_row(
         "Krippendorff's alpha (scores, interval)",
-        _percent(scores["krippendorff_alpha"]),
+        _figure(scores["krippendorff_alpha"]),
         f"{scores['items']} items",
     )
     console.print(agreement)
