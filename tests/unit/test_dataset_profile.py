@@ -107,8 +107,8 @@ def test_sample_bounds_the_estimates_and_says_so() -> None:
     assert profile.near_duplicates.rows_checked == 100
     assert profile.words is not None
     assert profile.words.min == 30
-    assert "profile" in stages
     assert "profile: sample" in stages
+    assert "near-duplicates: verify" in stages
     unsampled = profile_rows(rows[:50], sample=100)
     assert not unsampled.sampled
     assert unsampled.analysed_rows == 50

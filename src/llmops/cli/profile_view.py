@@ -41,7 +41,8 @@ def _summary(profile: DatasetProfile) -> Table:
     if near is not None:
         table.add_row(
             "near-duplicates",
-            f"{near.duplicates:,} ({_percent(near.rate)}) in {near.clusters:,} clusters "
+            f"{near.duplicates:,} ({_percent(near.rate)}) in {near.clusters:,} "
+            f"{'cluster' if near.clusters == 1 else 'clusters'} "
             f"(Jaccard >= {near.threshold}, {near.shingle}-word shingles)",
         )
     if profile.pii_rows is not None:

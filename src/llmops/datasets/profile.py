@@ -234,58 +234,68 @@ def profile_rows(
 ) -> DatasetProfile:
     """Profile ``rows`` in one pass. ``pii`` None leaves PII rates out (pass ``PiiService(use_nlp=False)``
     for the fast pattern entities); ``sample`` bounds the rows that language, near-duplicate and PII
-    estimates look at (a seeded uniform sample; None: all rows)."""
+    estimates look at (a seeded uniform sample; None: all rows). ``progress`` hears of the sample and
+    near-duplicate stages; reading the rows is the caller's to report (it knows the total)."""
     if sample is not None and sample < 1:
         raise UserError(f"sample must be at least 1, not {sample}", param="sample")
     profile = DatasetProfile(rows=0, text_fields=list(fields))
     analyses = _Analyses(pii, near_duplicates, profile.notes)
-    coverage: dict[str, Counter[str]] = {}
-    chars, words = array("q"), array("q")
-    seen: set[bytes] = set()
+    exact = _ExactCounts()
     reservoir: list[tuple[int, str]] = []
     chooser = random.Random(seed)
     for position, row in enumerate(rows):
-        for name, value in row.items():
-            coverage.setdefault(name, Counter())[_JSON_TYPES.get(type(value), "other")] += 1
-        digest = hashlib.blake2b(canonical_json(row), digest_size=16).digest()
-        profile.exact_duplicates += digest in seen
-        seen.add(digest)
         text = row_text(row, fields)
-        chars.append(len(text))
-        words.append(len(text.split()))
+        exact.add(row, text)
         if sample is None:
             analyses.add(position, text)
         elif len(reservoir) < sample:
             reservoir.append((position, text))
         elif (slot := chooser.randrange(position + 1)) < sample:
             reservoir[slot] = (position, text)
-        if position % _PROGRESS_EVERY == 0:
-            progress("profile", position, None)
-    profile.rows = len(chars)
-    progress("profile", profile.rows, profile.rows)
-    _fill_exact(profile, coverage, chars, words)
+    exact.fill(profile)
     if sample is not None:
         profile.sampled = profile.rows > sample
         reservoir.sort()
         for done, (position, text) in enumerate(reservoir):
-            analyses.add(position, text)
             if done % _PROGRESS_EVERY == 0:
                 progress("profile: sample", done, len(reservoir))
+            analyses.add(position, text)
+        progress("profile: sample", len(reservoir), len(reservoir))
     analyses.fill(profile, progress)
     return profile
 
 
-def _fill_exact(
-    profile: DatasetProfile, coverage: dict[str, Counter[str]], chars: array[int], words: array[int]
-) -> None:
-    share = _share(profile.rows)
-    profile.fields = sorted(
-        (
-            FieldCoverage(name, sum(types.values()), share(sum(types.values())), dict(types.most_common()))
-            for name, types in coverage.items()
-        ),
-        key=lambda item: (-item.rows, item.name),
-    )
-    profile.chars = Distribution.of(chars)
-    profile.words = Distribution.of(words)
-    profile.exact_duplicate_rate = share(profile.exact_duplicates)
+class _ExactCounts:
+    """What one pass counts exactly: field coverage and types, lengths, exact duplicates (a digest each)."""
+
+    def __init__(self) -> None:
+        self.coverage: dict[str, Counter[str]] = {}
+        self.chars, self.words = array("q"), array("q")
+        self.seen: set[bytes] = set()
+        self.duplicates = 0
+
+    def add(self, row: Row, text: str) -> None:
+        for name, value in row.items():
+            self.coverage.setdefault(name, Counter())[_JSON_TYPES.get(type(value), "other")] += 1
+        digest = hashlib.blake2b(canonical_json(row), digest_size=16).digest()
+        self.duplicates += digest in self.seen
+        self.seen.add(digest)
+        self.chars.append(len(text))
+        self.words.append(len(text.split()))
+
+    def fill(self, profile: DatasetProfile) -> None:
+        profile.rows = len(self.chars)
+        share = _share(profile.rows)
+        profile.fields = sorted(
+            (
+                FieldCoverage(
+                    name, sum(types.values()), share(sum(types.values())), dict(types.most_common())
+                )
+                for name, types in self.coverage.items()
+            ),
+            key=lambda item: (-item.rows, item.name),
+        )
+        profile.chars = Distribution.of(self.chars)
+        profile.words = Distribution.of(self.words)
+        profile.exact_duplicates = self.duplicates
+        profile.exact_duplicate_rate = share(self.duplicates)

@@ -120,9 +120,10 @@ def find_near_duplicates(
     settings = NearDuplicateSettings(threshold, num_perm, shingle, shingle_unit, lowercase, verify)
     index = NearDuplicateIndex(settings)
     for key, text in enumerate(texts):
-        index.add(key, text)
         if key % 10_000 == 0:
             progress("near-duplicates: signatures", key, None)
+        index.add(key, text)
+    progress("near-duplicates: signatures", index.rows, index.rows)
     return index.result(progress)
 
 
@@ -226,19 +227,18 @@ class NearDuplicateIndex:
         np = self._np
         bands = np.concatenate(self._band_keys)
         self._band_keys = []
-        progress("near-duplicates: candidates", 0, None)
         candidates = _candidate_pairs(np, bands)
-        result.candidates = int(candidates.shape[0])
-        progress("near-duplicates: verify", 0, int(candidates.shape[0]))
+        result.candidates = total = int(candidates.shape[0])
         similarity = self._similarity_function()
         parents = list(range(bands.shape[0]))
         for done, (first, second) in enumerate(candidates.tolist()):
+            if done % 10_000 == 0:
+                progress("near-duplicates: verify", done, total)
             jaccard = similarity(first, second)
             if jaccard >= self.settings.threshold:
                 result.pairs.append(NearDuplicatePair(self._keys[first], self._keys[second], jaccard))
                 _union(parents, first, second)
-            if done % 10_000 == 0:
-                progress("near-duplicates: verify", done, int(candidates.shape[0]))
+        progress("near-duplicates: verify", total, total)
         self._clusters(result, parents, similarity)
         return result
 
