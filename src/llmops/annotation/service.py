@@ -485,13 +485,10 @@ class AnnotationService:
                 return
             after = page[-1].position
 
-    def delete_queue(self, name: str) -> None:
-        """Remove a queue with its items, leases and answers (accepted versions stay)."""
-        self.get_queue(name)
-        self._remove(name)
-
     def _remove(self, name: str) -> None:
+        """Delete a queue and all that hangs off it (after taking its lock, as every writer does)."""
         with self._engine.begin() as connection:
+            self._lock(connection, name)
             for table in (annotation_answers, annotation_assignments, annotation_items):
                 connection.execute(delete(table).where(table.c.queue == name))
             connection.execute(delete(annotation_queues).where(annotation_queues.c.name == name))
