@@ -106,21 +106,22 @@ class AnnotationService:
             "created_by": author,
             "created_at": _now(),
         }
-        sourced: Iterable[tuple[str | None, str | None, Row]]
+        self._insert_queue(values, self._source(values, dataset, traces))
+        return self.get_queue(name)
+
+    def _source(
+        self, values: dict[str, Any], dataset: str | None, traces: TraceSelection | None
+    ) -> Iterable[tuple[str | None, str | None, Row]]:
+        """``(row_hash, trace_id, row)`` of the items to be, and the queue's source columns in ``values``."""
         if dataset is not None:
             version = self._datasets.resolve(dataset)
             values.update(source="dataset", dataset=version.dataset, dataset_version=version.number)
-            sourced = ((digest, None, row) for _, digest, row in self._datasets.iter_rows(version))
-        else:
-            assert traces is not None
-            from llmops.datasets.traces_source import select_trace_rows
+            return ((digest, None, row) for _, digest, row in self._datasets.iter_rows(version))
+        assert traces is not None
+        from llmops.datasets.traces_source import select_trace_rows
 
-            values.update(source="traces", trace_filter=traces.to_params())
-            sourced = (
-                (row_hash(row), trace_id, row) for trace_id, row in select_trace_rows(self._engine, traces)
-            )
-        self._insert_queue(values, sourced)
-        return self.get_queue(name)
+        values.update(source="traces", trace_filter=traces.to_params())
+        return ((row_hash(row), trace_id, row) for trace_id, row in select_trace_rows(self._engine, traces))
 
     def _insert_queue(
         self, values: dict[str, Any], sourced: Iterable[tuple[str | None, str | None, Row]]
