@@ -7,10 +7,8 @@ A third-party package registers ``PASSPORT = "pkg.module:PassportRecognizer"`` i
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
 from llmops.pii.base import PiiError, Recognizer
+from llmops.plugins import PluginTable
 
 ENTRY_POINT_GROUP = "llmops.pii_recognizers"
 
@@ -30,34 +28,24 @@ class RecognizerRegistry:
     """Recognisers by entity name; one instance per :class:`~llmops.pii.PiiService`, no global state."""
 
     def __init__(self, targets: dict[str, str] | None = None, *, load_plugins: bool = True) -> None:
-        self._targets = dict(BUILTIN_RECOGNIZERS if targets is None else targets)
+        self._table: PluginTable[Recognizer] = PluginTable(
+            BUILTIN_RECOGNIZERS if targets is None else targets,
+            group=ENTRY_POINT_GROUP,
+            base=Recognizer,
+            what="PII entity",
+            error=lambda message: PiiError(message, param="entities"),
+            load_plugins=load_plugins,
+        )
         self._instances: dict[str, Recognizer] = {}
-        if load_plugins:
-            for entry in entry_points(group=ENTRY_POINT_GROUP):
-                self._targets.setdefault(entry.name, entry.value)
 
     def names(self) -> list[str]:
-        return sorted(set(self._targets) | set(self._instances))
+        return sorted(set(self._table.names()) | set(self._instances))
 
     def register(self, recognizer: Recognizer) -> None:
         """Use ``recognizer`` for its entity (replacing a built-in of the same name)."""
         self._instances[recognizer.entity] = recognizer
 
     def get(self, entity: str) -> Recognizer:
-        if entity in self._instances:
-            return self._instances[entity]
-        target = self._targets.get(entity)
-        if target is None:
-            raise PiiError(
-                f"unknown PII entity {entity!r}; known: {', '.join(self.names())}", param="entities"
-            )
-        module_name, _, attribute = target.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise PiiError(f"PII recogniser {entity!r} cannot be loaded from {target}: {exc}") from exc
-        if not (isinstance(cls, type) and issubclass(cls, Recognizer)):
-            raise PiiError(f"PII recogniser {entity!r} ({target}) is not a llmops.pii Recognizer subclass")
-        recognizer: Recognizer = cls()
-        self._instances[entity] = recognizer
-        return recognizer
+        if entity not in self._instances:
+            self._instances[entity] = self._table.get(entity)()
+        return self._instances[entity]

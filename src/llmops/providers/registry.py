@@ -7,9 +7,7 @@ Classes are imported on first use, so a server that only proxies never imports l
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
+from llmops.plugins import PluginTable
 from llmops.providers.base import Provider, ProviderContext
 from llmops.settings import DeploymentConfig
 
@@ -30,33 +28,23 @@ class ProviderRegistry:
     """Maps provider names to classes; one instance per server, built from the built-ins and plugins."""
 
     def __init__(self, targets: dict[str, str] | None = None, *, load_plugins: bool = True) -> None:
-        self._targets = dict(BUILTIN_PROVIDERS if targets is None else targets)
-        self._classes: dict[str, type[Provider]] = {}
-        if load_plugins:
-            for entry in entry_points(group=ENTRY_POINT_GROUP):
-                self._targets.setdefault(entry.name, entry.value)
+        self._table: PluginTable[Provider] = PluginTable(
+            BUILTIN_PROVIDERS if targets is None else targets,
+            group=ENTRY_POINT_GROUP,
+            base=Provider,
+            what="provider",
+            error=ProviderConfigError,
+            load_plugins=load_plugins,
+        )
 
     def names(self) -> list[str]:
-        return sorted(set(self._targets) | set(self._classes))
+        return self._table.names()
 
     def register(self, name: str, cls: type[Provider]) -> None:
-        self._classes[name] = cls
+        self._table.register(name, cls)
 
     def get(self, name: str) -> type[Provider]:
-        if name in self._classes:
-            return self._classes[name]
-        target = self._targets.get(name)
-        if target is None:
-            raise ProviderConfigError(f"unknown provider {name!r}; known: {', '.join(self.names())}")
-        module_name, _, attribute = target.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise ProviderConfigError(f"provider {name!r} cannot be loaded from {target}: {exc}") from exc
-        if not (isinstance(cls, type) and issubclass(cls, Provider)):
-            raise ProviderConfigError(f"provider {name!r} ({target}) is not a llmops Provider subclass")
-        self._classes[name] = cls
-        return cls
+        return self._table.get(name)
 
     def create(self, config: DeploymentConfig, context: ProviderContext) -> Provider:
         cls = self.get(config.provider)

@@ -14,13 +14,10 @@ does not de-duplicate never imports datasketch.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from types import UnionType
 from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin
 
@@ -28,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from llmops.datasets.rows import TEXT_FIELDS, Row
 from llmops.errors import UserError
+from llmops.plugins import PluginTable
 
 if TYPE_CHECKING:
     from llmops.pii import PiiService
@@ -174,37 +172,25 @@ class StepRegistry:
     """Cleaning steps by name; one instance per run (or per server), no global state."""
 
     def __init__(self, targets: dict[str, str] | None = None, *, load_plugins: bool = True) -> None:
-        self._targets = dict(BUILTIN_STEPS if targets is None else targets)
-        self._classes: dict[str, type[CleaningStep]] = {}
-        if load_plugins:
-            for entry in entry_points(group=ENTRY_POINT_GROUP):
-                self._targets.setdefault(entry.name, entry.value)
+        self._table: PluginTable[CleaningStep] = PluginTable(
+            BUILTIN_STEPS if targets is None else targets,
+            group=ENTRY_POINT_GROUP,
+            base=CleaningStep,
+            what="cleaning step",
+            error=CleaningError,
+            load_plugins=load_plugins,
+        )
 
     def names(self) -> list[str]:
-        return sorted(set(self._targets) | set(self._classes))
+        return self._table.names()
 
     def register(self, cls: type[CleaningStep]) -> type[CleaningStep]:
         """Register a step class under its ``name``; usable as a decorator on a registry instance."""
-        self._classes[cls.name] = cls
+        self._table.register(cls.name, cls)
         return cls
 
     def get(self, name: str) -> type[CleaningStep]:
-        if name in self._classes:
-            return self._classes[name]
-        target = self._targets.get(name)
-        if target is None:
-            close = difflib.get_close_matches(name, self.names(), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise CleaningError(f"unknown cleaning step {name!r}{hint}; known: {', '.join(self.names())}")
-        module_name, _, attribute = target.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise CleaningError(f"cleaning step {name!r} cannot be loaded from {target}: {exc}") from exc
-        if not (isinstance(cls, type) and issubclass(cls, CleaningStep)):
-            raise CleaningError(f"cleaning step {name!r} ({target}) is not a CleaningStep subclass")
-        self._classes[name] = cls
-        return cls
+        return self._table.get(name)
 
     def create(self, name: str, params: dict[str, Any] | None, context: StepContext) -> CleaningStep:
         """Build step ``name`` with ``params`` validated by its ``Params`` model (errors: one line)."""
