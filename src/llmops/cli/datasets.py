@@ -8,12 +8,23 @@ work shows a progress bar on stderr. Errors are one line, `error: ...`, and exit
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmops.cli import dataset_views as views
-from llmops.cli._common import default_author, echo_json, fail, progress_bar, readable_errors, store_for
+
+if TYPE_CHECKING:
+    from llmops.pii import PiiService
+from llmops.cli._common import (
+    default_author,
+    echo_json,
+    fail,
+    progress_bar,
+    readable_errors,
+    settings_for,
+    store_for,
+)
 
 app = typer.Typer(
     help="Versioned datasets: import files or traces, clean, diff, profile, export (fine-tuning JSONL too).",
@@ -282,9 +293,17 @@ def clean(
             into=into,
             message=message,
             author=default_author(author),
+            pii=_pii_service(settings_for(ctx).pii_salt),
             progress=progress,
         )
     echo_json(result.to_dict()) if as_json else views.print_clean(result)
+
+
+def _pii_service(salt: str | None) -> PiiService:
+    """One PII service per run, shared by the `pii` step (the NLP model loads once) with the salt setting."""
+    from llmops.pii import PiiService
+
+    return PiiService(salt=salt)
 
 
 @app.command("profile")
@@ -299,8 +318,8 @@ def profile(
         ),
     ] = True,
     sample: Annotated[
-        int | None, typer.Option(min=1, help="Rows to sample for near-duplicates (default: all).")
-    ] = None,
+        int, typer.Option(min=1, help="Rows sampled for the language, near-duplicate and PII estimates.")
+    ] = 50_000,
     as_json: Annotated[bool, typer.Option("--json", help=_JSON)] = False,
 ) -> None:
     """Rows, field coverage, length distribution, language mix, duplicate and PII rates of a version."""

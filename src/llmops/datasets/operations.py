@@ -69,7 +69,13 @@ def clean(
 
     def cleaned() -> Iterator[Row]:
         yield from pipeline.run(datasets.rows(source), total=source.row_count, progress=progress)
-        report.extend(step.to_dict() for step in pipeline.reports)
+        reports = [step.to_dict() for step in pipeline.reports]
+        redacting = next((step for step in pipeline.steps if step.name == "pii"), None)
+        if redacting is not None:
+            # the other steps' examples hold rows as they were: no personal data the recipe removes
+            # may stay in the report stored with the version
+            reports = [_masked_examples(item, getattr(redacting, "service", pii)) for item in reports]
+        report.extend(reports)
 
     result = datasets.create_version(
         into or source.dataset,
@@ -82,6 +88,22 @@ def clean(
         author=author,
     )
     return CleanResult(source.ref, result, pipeline.reports)
+
+
+def _masked_examples(report: dict[str, Any], pii: PiiService | None) -> dict[str, Any]:
+    if pii is None or report.get("step") == "pii":  # the pii step masks its own examples
+        return report
+
+    def masked(value: Any) -> Any:
+        if isinstance(value, str):
+            return pii.redact(value, "mask").text
+        if isinstance(value, list):
+            return [masked(item) for item in value]
+        if isinstance(value, dict):
+            return {key: masked(item) for key, item in value.items()}
+        return value
+
+    return {**report, "examples": masked(report.get("examples", []))}
 
 
 def diff(

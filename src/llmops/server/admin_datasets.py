@@ -62,7 +62,7 @@ def dataset_routes(services: Services) -> APIRouter:
     router = APIRouter(tags=["datasets"])
     datasets = services.store.datasets
     _reading_routes(router, datasets)
-    _writing_routes(router, datasets, services.store.jobs)
+    _writing_routes(router, datasets, services.store.jobs, services.settings.pii_salt)
     _export_route(router, datasets)
     return router
 
@@ -156,7 +156,9 @@ def _reading_routes(router: APIRouter, datasets: DatasetService) -> None:
         ).to_dict()
 
 
-def _writing_routes(router: APIRouter, datasets: DatasetService, jobs: JobService) -> None:
+def _writing_routes(
+    router: APIRouter, datasets: DatasetService, jobs: JobService, pii_salt: str | None
+) -> None:
     @router.post(
         "/api/datasets/{name}/rows",
         operation_id="add_dataset_rows",
@@ -234,6 +236,8 @@ def _writing_routes(router: APIRouter, datasets: DatasetService, jobs: JobServic
         author = _author(body.author, principal)
 
         def work(context: JobContext) -> dict[str, Any]:
+            from llmops.pii import PiiService
+
             result = operations.clean(
                 datasets,
                 source.ref,
@@ -241,6 +245,7 @@ def _writing_routes(router: APIRouter, datasets: DatasetService, jobs: JobServic
                 into=body.into,
                 author=author,
                 message=body.message,
+                pii=PiiService(salt=pii_salt),
                 progress=context.progress,
             )
             return result.to_dict()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from llmops.datasets.service import NAME_PATTERN
 from llmops.server.admin_schema import NO_NUL
@@ -24,6 +24,17 @@ _Text = Annotated[str, Field(strict=True, pattern=NO_NUL)]
 _Short = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
 _Long = Annotated[str, Field(max_length=2000, pattern=NO_NUL)]
 _Object = dict[_Text, JsonIn]
+
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 (as JSON Schema says); 3.5 and "3" stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# strict: a JSON string is not a number or a boolean here ("3", "true" are refused, as the schema says)
+_Int = Annotated[StrictInt, BeforeValidator(_whole)]
+_Bool = StrictBool
+_Float = Annotated[StrictFloat | StrictInt, Field(allow_inf_nan=False)]
 
 # the examples name the dataset the schemathesis test seeds (tests/e2e/test_schemathesis.py)
 DatasetPath = Annotated[
@@ -73,7 +84,7 @@ class RowsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rows: list[RowIn] = Field(max_length=MAX_BODY_ROWS, description="The rows, in order.")
-    append: bool = Field(False, description="Add after the latest version's rows instead of replacing them.")
+    append: _Bool = Field(False, description="Add after the latest version's rows instead of replacing them.")
     message: _Long | None = Field(None, description="A note stored with the version.")
     author: _Short | None = Field(None, description="Who did it (default: the key's name).")
 
@@ -91,9 +102,9 @@ class TracesIn(BaseModel):
     until: _Short | None = Field(None, description="Before this moment, same forms as since.")
     status: Literal["ok", "error", "any"] = "ok"
     feedback: Literal["up", "down"] | None = None
-    min_score: float | None = Field(None, allow_inf_nan=False)
+    min_score: _Float | None = None
     label: _Short | None = None
-    limit: int | None = Field(None, ge=1, le=10_000_000)
+    limit: Annotated[_Int, Field(ge=1, le=10_000_000)] | None = None
     message: _Long | None = None
     author: _Short | None = None
 
@@ -112,8 +123,8 @@ class CleanIn(BaseModel):
         },
     )
 
-    version: int | None = Field(
-        None, ge=1, le=MAX_VERSION, description="The version to clean (default: latest)."
+    version: Annotated[_Int, Field(ge=1, le=MAX_VERSION)] | None = Field(
+        None, description="The version to clean (default: latest)."
     )
     recipe: _Object = Field(description='`{"steps": [{NAME: {params}}, ...]}`, as in a recipe file.')
     into: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
@@ -124,9 +135,11 @@ class CleanIn(BaseModel):
 class ProfileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pii: bool = Field(True, description="Measure PII rates (pattern entities).")
-    near_duplicates: bool = Field(True, description="Measure the near-duplicate rate (MinHash).")
-    sample: int | None = Field(None, ge=1, le=10_000_000, description="Rows sampled for near-duplicates.")
+    pii: _Bool = Field(True, description="Measure PII rates (pattern entities).")
+    near_duplicates: _Bool = Field(True, description="Measure the near-duplicate rate (MinHash).")
+    sample: Annotated[_Int, Field(ge=1, le=10_000_000)] = Field(
+        50_000, description="Rows sampled for the language, near-duplicate and PII estimates."
+    )
 
 
 class VersionOut(BaseModel):
