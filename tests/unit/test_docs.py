@@ -102,3 +102,13 @@ def test_data_preparation_guide_recipe_is_valid() -> None:
     documented = {step.name for step in steps}
     optional = {"lowercase", "remove_stopwords", "correct_spelling"}
     assert documented | optional == set(BUILTIN_STEPS)
+
+
+def test_readme_recipe_is_valid() -> None:
+    from llmops.datasets.cleaning.base import StepContext, StepRegistry
+    from llmops.datasets.cleaning.recipe import Recipe
+
+    readme = (DOCS.parent / "README.md").read_text()
+    blocks = [block for block in _yaml_blocks(readme) if block.startswith("steps:")]
+    assert len(blocks) == 1
+    assert len(Recipe.from_yaml(blocks[0]).build(StepRegistry(load_plugins=False), StepContext())) == 6
