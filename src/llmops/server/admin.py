@@ -23,9 +23,12 @@ from llmops.errors import UserError
 from llmops.gateway.errors import GatewayError
 from llmops.gateway.keys import NAME_PATTERN, InvalidKeyRequest, KeyConflict, KeyNotFound, KeyService
 from llmops.prompts.services import InvalidPrompt, PromptNotFound
+from llmops.server.admin_annotation import annotation_routes
 from llmops.server.admin_auth import Admin
+from llmops.server.admin_datasets import dataset_routes
 from llmops.server.admin_experiments import experiment_routes
 from llmops.server.admin_gateway import gateway_routes
+from llmops.server.admin_jobs import job_routes
 from llmops.server.admin_pii import pii_routes
 from llmops.server.admin_playground import playground_routes
 from llmops.server.admin_prompts import prompt_routes
@@ -262,7 +265,10 @@ def create_admin_app(services: Services) -> FastAPI:
     app.include_router(prompt_routes(services))
     app.include_router(experiment_routes(services))
     app.include_router(playground_routes(services))
+    app.include_router(dataset_routes(services))
+    app.include_router(job_routes(services))
     app.include_router(pii_routes(services))
+    app.include_router(annotation_routes(services))
     return app
 
 
