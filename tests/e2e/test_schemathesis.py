@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from conftest import Server, start_server
+from llmops.annotation.schema import LabelSchema
 from llmops.ids import new_id
 from llmops.prompts.spec import PromptContent
 from llmops.services import open_store
@@ -53,6 +54,7 @@ def api_server(tmp_path: Path, database_url: str) -> Iterator[Server]:
     try:
         _record_traces(server)
         _seed_experiments(server)
+        (tmp_path / "item_id").write_text(_seed_datasets(server))
         yield server
     finally:
         server.stop()
@@ -115,10 +117,36 @@ def _seed_experiments(server: Server) -> None:
         store.close()
 
 
-def _config(workdir: Path) -> Path:
-    """tests/e2e/schemathesis.toml with the number of examples per operation (EXAMPLES) in front."""
+def _seed_datasets(server: Server) -> str:
+    """The dataset the examples of /api/datasets name, with two versions to read, diff and export, and
+    the annotation queue over it that the examples of /api/annotation-queues name; returns the id of
+    the item handed to the run's key, which the run's item routes are pinned to."""
+    store = open_store(load_settings(database_url=server.database_url, home=server.home))
+    try:
+        rows = [
+            {"input": f"question {n}", "expected": f"answer {n}", "metadata": {"id": n}} for n in range(5)
+        ]
+        store.datasets.create_version("support-qa", rows, operation="import")
+        store.datasets.create_version("support-qa", rows[:3], operation="import")
+        schema = LabelSchema(categories=("good", "bad"), score_min=1, score_max=5, correction=True)
+        store.annotation.create_queue("support-review", schema, dataset="support-qa@1", annotators_per_item=2)
+        item = store.annotation.next_item("support-review", "admin")  # the run's key is named admin
+        assert item is not None
+        return item.id
+    finally:
+        store.close()
+
+
+def _config(workdir: Path, item_id: str) -> Path:
+    """tests/e2e/schemathesis.toml with the number of examples per operation (EXAMPLES) in front, and the
+    seeded queue and item pinned for the item routes (random ids would only ever find nothing)."""
     config = workdir / "schemathesis.toml"
-    config.write_text(f"generation.max-examples = {EXAMPLES}\n" + CONFIG.read_text())
+    pinned = (
+        "\n[[operations]]\n"
+        'include-operation-id = ["next_annotation_item", "submit_annotation", "skip_annotation_item"]\n'
+        f'parameters = {{ "path.name" = "support-review", "path.item_id" = "{item_id}" }}\n'
+    )
+    config.write_text(f"generation.max-examples = {EXAMPLES}\n" + CONFIG.read_text() + pinned)
     return config
 
 
@@ -129,7 +157,7 @@ def _schemathesis(server: Server, workdir: Path) -> tuple[subprocess.CompletedPr
         "-m",
         "schemathesis.cli",
         "--config-file",
-        str(_config(workdir)),
+        str(_config(workdir, (workdir.parent / "item_id").read_text())),
         "run",
         f"{server.url}/api/openapi.json",
         "--header",

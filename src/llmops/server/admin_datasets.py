@@ -44,7 +44,11 @@ from llmops.services import Services
 
 _NO_DATASET = {404: "No dataset has this name."}
 _NO_VERSION = {404: "No such dataset or version."}
-_JOB_LINK = {"GetJob": link("get_job", job_id="$response.body#/id")}
+_JOB_LINK = {
+    "GetJob": link("get_job", job_id="$response.body#/id"),
+    "GetJobLogs": link("get_job_logs", job_id="$response.body#/id"),
+    "CancelJob": link("cancel_job", job_id="$response.body#/id"),
+}
 _MEDIA = {
     "jsonl": "application/x-ndjson",
     "csv": "text/csv",

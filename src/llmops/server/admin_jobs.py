@@ -25,6 +25,7 @@ def job_routes(services: Services) -> APIRouter:
     one = {
         "GetJob": link("get_job", job_id="$response.body#/data/0/id"),
         "GetJobLogs": link("get_job_logs", job_id="$response.body#/data/0/id"),
+        "CancelJob": link("cancel_job", job_id="$response.body#/data/0/id"),
     }
 
     @router.get(

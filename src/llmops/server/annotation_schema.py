@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 from pydantic.config import JsonDict
 
 from llmops.annotation.schema import (
@@ -18,6 +18,7 @@ from llmops.annotation.schema import (
 )
 from llmops.annotation.service import MAX_ANNOTATORS_PER_ITEM, NAME_PATTERN
 from llmops.server.admin_schema import NO_NUL
+from llmops.server.dataset_schema import JsonNumber, TraceFilterIn, whole_number
 
 # the examples name the queue and item the e2e tests create (tests/e2e/test_annotation_api.py)
 QueuePath = Annotated[
@@ -32,8 +33,8 @@ _Ref = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}(@([0-9]{1,9}|latest))?$"
 class ScoreRangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    min: float = Field(allow_inf_nan=False)
-    max: float = Field(allow_inf_nan=False)
+    min: JsonNumber
+    max: JsonNumber
 
 
 class LabelSchemaIn(BaseModel):
@@ -43,27 +44,11 @@ class LabelSchemaIn(BaseModel):
 
     categories: list[_Category] = Field(default_factory=list, max_length=MAX_CATEGORIES)
     score: ScoreRangeIn | None = Field(None, description="An inclusive range, e.g. {min: 1, max: 5}.")
-    correction: bool = Field(False, description="Ask for the output as it should have been.")
+    correction: StrictBool = Field(False, description="Ask for the output as it should have been.")
     instructions: Annotated[str, Field(max_length=10_000, pattern=NO_NUL)] | None = None
 
     def to_schema(self) -> LabelSchema:
         return LabelSchema.from_dict(self.model_dump(exclude_none=True))
-
-
-class TraceFilterIn(BaseModel):
-    """Which traces become items; every filter is optional (status defaults to ok)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: _Short | None = None
-    prompt: _Short | None = Field(None, description="NAME or NAME@VERSION.")
-    since: _Short | None = Field(None, description="30m, 2h, 7d (ago) or an ISO date/time.")
-    until: _Short | None = Field(None, description="Before this moment, same forms as since.")
-    status: Literal["ok", "error", "any"] = "ok"
-    feedback: Literal["up", "down"] | None = Field(None, description="At least one thumb of this kind.")
-    min_score: float | None = Field(None, allow_inf_nan=False)
-    label: _Short | None = None
-    limit: int | None = Field(None, ge=1, le=1_000_000)
 
 
 _QUEUE_EXAMPLE: JsonDict = {
@@ -100,13 +85,17 @@ class QueueIn(BaseModel):
     dataset: Annotated[str, Field(pattern=_Ref, description="NAME (latest) or NAME@VERSION.")] | None = None
     traces: TraceFilterIn | None = None
     label_schema: LabelSchemaIn = Field(alias="schema")
-    annotators_per_item: int = Field(1, ge=1, le=MAX_ANNOTATORS_PER_ITEM)
+    annotators_per_item: Annotated[
+        StrictInt, Field(ge=1, le=MAX_ANNOTATORS_PER_ITEM), BeforeValidator(whole_number)
+    ] = 1
 
 
 class NextIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"lease_seconds": 1800}]})
 
-    lease_seconds: int = Field(1800, ge=1, le=7 * 24 * 3600, description="How long the item stays yours.")
+    lease_seconds: Annotated[StrictInt, Field(ge=1, le=7 * 24 * 3600), BeforeValidator(whole_number)] = Field(
+        1800, description="How long the item stays yours."
+    )
 
 
 class AnswerIn(BaseModel):
@@ -122,7 +111,7 @@ class AnswerIn(BaseModel):
     )
 
     label: _Category | None = None
-    score: float | None = Field(None, allow_inf_nan=False)
+    score: JsonNumber | None = None
     correction: Annotated[str, Field(max_length=MAX_CORRECTION_LENGTH, pattern=NO_NUL)] | None = None
     comment: Annotated[str, Field(max_length=MAX_COMMENT_LENGTH, pattern=NO_NUL)] | None = None
 
@@ -135,7 +124,7 @@ class AcceptIn(BaseModel):
     into: Annotated[str, Field(pattern=NAME_PATTERN)] | None = Field(
         None, description="The dataset to write (default: the source dataset, or the queue's name)."
     )
-    include_partial: bool = Field(False, description="Also take items with fewer answers than asked.")
+    include_partial: StrictBool = Field(False, description="Also take items with fewer answers than asked.")
     message: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | None = None
 
 

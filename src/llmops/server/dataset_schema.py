@@ -26,15 +26,15 @@ _Long = Annotated[str, Field(max_length=2000, pattern=NO_NUL)]
 _Object = dict[_Text, JsonIn]
 
 
-def _whole(value: Any) -> Any:
+def whole_number(value: Any) -> Any:
     """JSON has one number type: 3.0 is the integer 3 (as JSON Schema says); 3.5 and "3" stay refused."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 # strict: a JSON string is not a number or a boolean here ("3", "true" are refused, as the schema says)
-_Int = Annotated[StrictInt, BeforeValidator(_whole)]
+# bounds go before the validator, or pydantic writes them as "ge"/"le" instead of minimum/maximum
+JsonNumber = Annotated[StrictFloat | StrictInt, Field(allow_inf_nan=False)]
 _Bool = StrictBool
-_Float = Annotated[StrictFloat | StrictInt, Field(allow_inf_nan=False)]
 
 # the examples name the dataset the schemathesis test seeds (tests/e2e/test_schemathesis.py)
 DatasetPath = Annotated[
@@ -89,8 +89,8 @@ class RowsIn(BaseModel):
     author: _Short | None = Field(None, description="Who did it (default: the key's name).")
 
 
-class TracesIn(BaseModel):
-    """Which traces become rows; every filter is optional."""
+class TraceFilterIn(BaseModel):
+    """Which traces to take; every filter is optional (status defaults to ok)."""
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"example": {"model": "echo", "since": "7d", "feedback": "up"}}
@@ -101,10 +101,15 @@ class TracesIn(BaseModel):
     since: _Short | None = Field(None, description="30m, 2h, 7d (ago) or an ISO date/time.")
     until: _Short | None = Field(None, description="Before this moment, same forms as since.")
     status: Literal["ok", "error", "any"] = "ok"
-    feedback: Literal["up", "down"] | None = None
-    min_score: _Float | None = None
-    label: _Short | None = None
-    limit: Annotated[_Int, Field(ge=1, le=10_000_000)] | None = None
+    feedback: Literal["up", "down"] | None = Field(None, description="At least one thumb of this kind.")
+    min_score: JsonNumber | None = Field(None, description="At least one feedback score this high.")
+    label: _Short | None = Field(None, description="At least one feedback with this label.")
+    limit: Annotated[StrictInt, Field(ge=1, le=10_000_000), BeforeValidator(whole_number)] | None = None
+
+
+class TracesIn(TraceFilterIn):
+    """Which traces become rows of the next version, and a note on it."""
+
     message: _Long | None = None
     author: _Short | None = None
 
@@ -123,7 +128,7 @@ class CleanIn(BaseModel):
         },
     )
 
-    version: Annotated[_Int, Field(ge=1, le=MAX_VERSION)] | None = Field(
+    version: Annotated[StrictInt, Field(ge=1, le=MAX_VERSION), BeforeValidator(whole_number)] | None = Field(
         None, description="The version to clean (default: latest)."
     )
     recipe: _Object = Field(description='`{"steps": [{NAME: {params}}, ...]}`, as in a recipe file.')
@@ -137,7 +142,7 @@ class ProfileIn(BaseModel):
 
     pii: _Bool = Field(True, description="Measure PII rates (pattern entities).")
     near_duplicates: _Bool = Field(True, description="Measure the near-duplicate rate (MinHash).")
-    sample: Annotated[_Int, Field(ge=1, le=10_000_000)] = Field(
+    sample: Annotated[StrictInt, Field(ge=1, le=10_000_000), BeforeValidator(whole_number)] = Field(
         50_000, description="Rows sampled for the language, near-duplicate and PII estimates."
     )
 
