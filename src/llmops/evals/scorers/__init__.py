@@ -1,0 +1,1 @@
+"""Scorers: registered metrics that receive only the arguments they declare (see ``base``)."""
