@@ -11,12 +11,15 @@ from llmops.stats import (
     Interval,
     Sample,
     bootstrap_mean_difference,
+    bootstrap_mean_interval,
     incomplete_beta,
     mean_interval,
     more_needed,
     newcombe_interval,
+    paired_bootstrap,
     sample_size_means,
     sample_size_proportions,
+    sign_flip_test,
     t_cdf,
     t_quantile,
     two_proportion_z_test,
@@ -291,3 +294,72 @@ def test_sample_size_for_means_edges_and_more_needed() -> None:
     assert more_needed(None, 10, 10) is None
     with pytest.raises(ValueError, match="probability"):
         sample_size_means(1.0, 1.0, 1.0, alpha=0.0)
+
+
+# --- paired comparisons -----------------------------------------------------------------------------
+
+# Darwin's Zea mays data as Fisher used it (The Design of Experiments, 1935, section 21): height of the
+# cross-fertilised minus the self-fertilised plant of each of 15 pairs, in eighths of an inch. Fisher
+# counted 863 of the 2^15 sign patterns with a sum at least the observed 314: one-sided 863/32768, and
+# two-sided twice that, 5.27%.
+DARWIN = [49, -67, 8, 16, 6, 23, 28, 41, 14, 29, 56, 24, 75, 60, -48]
+
+
+def test_sign_flip_test_reproduces_fisher_on_darwins_plants() -> None:
+    exact = {"resamples": 2**15}
+    assert sign_flip_test(DARWIN, alternative="greater", **exact) == 863 / 32768
+    assert sign_flip_test(DARWIN, **exact) == 1726 / 32768
+    assert sign_flip_test([-value for value in DARWIN], alternative="less", **exact) == 863 / 32768
+    sampled = sign_flip_test(DARWIN, resamples=20_000, seed=3)  # fewer resamples than patterns: Monte Carlo
+    assert sampled == sign_flip_test(DARWIN, resamples=20_000, seed=3)
+    assert sampled == pytest.approx(1726 / 32768, abs=0.005)
+
+
+def test_sign_flip_test_worked_by_hand() -> None:
+    # [1, 2, 3]: the 8 signed sums are ±6, ±4, ±2, 0, 0; |sum| >= 6 twice, sum >= 6 once
+    assert sign_flip_test([1.0, 2.0, 3.0]) == 2 / 8
+    assert sign_flip_test([1.0, 2.0, 3.0], alternative="greater") == 1 / 8
+    assert sign_flip_test([1.0, 2.0, 3.0], alternative="less") == 1.0
+    # against a null of 2 the centred values are -1, 0, 1: their sum 0 is matched by every pattern
+    assert sign_flip_test([1.0, 2.0, 3.0], null=2.0) == 1.0
+    # centred on 0.2 the sums are ±0.2 and four near 0 (-2.8e-17 observed, in floating point): the
+    # near-zero ones tie with the observed sum instead of falling on either side by rounding
+    assert sign_flip_test([0.1, 0.2, 0.3], null=0.2) == 1.0
+    assert sign_flip_test([0.1, 0.2, 0.3], null=0.2, alternative="greater") == 6 / 8
+    assert sign_flip_test([0.0] * 40) == 1.0  # identical runs: never significant
+    # 40 equal improvements: only the identity pattern reaches the sum; Monte Carlo floor 1/(R+1)
+    assert sign_flip_test([0.5] * 40, resamples=999) == 1 / 1000
+    with pytest.raises(ValueError, match="at least one"):
+        sign_flip_test([])
+
+
+def test_bootstrap_mean_interval_worked_by_hand() -> None:
+    # resampled means of [0, 1] are 0, 0.5, 1 with chances 1/4, 1/2, 1/4: the 2.5% and 97.5% points
+    # are 0 and 1
+    assert bootstrap_mean_interval([0.0, 1.0], seed=5) == Interval(0.0, 1.0)
+    constant = bootstrap_mean_interval([0.3] * 10)
+    assert constant.low == constant.high == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="at least 100 resamples"):
+        bootstrap_mean_interval([1.0], resamples=10)
+
+
+def test_paired_bootstrap_is_narrower_than_unpaired_for_shared_difficulty() -> None:
+    rng = random.Random(4)
+    difficulty = [rng.random() for _ in range(300)]
+    a = [d + rng.gauss(0, 0.05) for d in difficulty]
+    b = [d + 0.02 + rng.gauss(0, 0.05) for d in difficulty]
+    paired = paired_bootstrap(a, b, seed=1)
+    unpaired = bootstrap_mean_difference(a, b, seed=1)
+    assert paired == paired_bootstrap(a, b, seed=1)
+    assert paired.difference == pytest.approx(unpaired.difference)
+    assert paired.interval.high - paired.interval.low < (unpaired.interval.high - unpaired.interval.low) / 3
+    assert paired.interval.low > 0
+    assert unpaired.interval.low <= 0
+    # the paired interval agrees with the t interval of the differences, which is right for this much data
+    t = mean_interval(Sample.of([y - x for x, y in zip(a, b, strict=True)]))
+    assert t is not None
+    assert paired.interval.low == pytest.approx(t.low, abs=0.002)
+    assert paired.interval.high == pytest.approx(t.high, abs=0.002)
+    assert paired_bootstrap(a, a).interval == Interval(0.0, 0.0)
+    with pytest.raises(ValueError, match="paired"):
+        paired_bootstrap(a, b[:-1])
