@@ -198,6 +198,9 @@ class Scorer(ABC):
         """Scores of several items, in order; override to batch (one model call for many items)."""
         return [await self.score(item) for item in items]
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the scorer holds (a loaded model); the runner calls it when the run ends."""
+
 
 def as_score(value: object, metric: str) -> Score:
     """What a scorer function returned, as a :class:`Score` (a bool is 1.0 / 0.0, NaN is no score)."""
