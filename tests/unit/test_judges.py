@@ -366,3 +366,28 @@ def test_a_judge_call_over_http_to_an_openai_compatible_upstream() -> None:
     assert sent["temperature"] == 0
     assert sent["messages"][0]["role"] == "system"
     assert (score.value, score.reasoning) == (0.25, "planted")
+
+
+# -- the guide ----------------------------------------------------------------------------------------
+
+
+def test_the_judges_guide_shows_the_prompts_as_they_are_sent() -> None:
+    import yaml
+
+    from llmops.evals.rubrics import parse_rubric
+    from llmops.prompts.services import parse_prompt_file
+    from llmops.prompts.templates import check_content
+
+    guide = (Path(__file__).parents[2] / "docs" / "judges.md").read_text()
+    example = ScoreInput(output="Paris is the capital of France.", input="What is the capital of France?")
+    system, user = rubric_messages(builtin_rubric("relevance"), example)[0]
+    assert f"```text\n{system['content']}\n```" in guide
+    assert f"```text\n{user['content']}\n```" in guide
+    for name in builtin_names():
+        assert f"\n{builtin_rubric(name).instructions}\n" in guide
+    blocks = [yaml.safe_load(block.split("```", 1)[0]) for block in guide.split("```yaml\n")[1:]]
+    rubric = parse_rubric(next(block for block in blocks if "instructions" in block), "judges.md")
+    assert (rubric.name, rubric.scale_min, rubric.scale_max) == ("politeness", 0, 10)
+    prompt = parse_prompt_file(next(block for block in blocks if "messages" in block), "judges.md")
+    check_content(prompt.content())
+    assert set(prompt.variables) == {"input", "output", "score_min", "score_max"}
