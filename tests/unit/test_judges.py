@@ -121,7 +121,7 @@ def test_an_item_without_what_the_rubric_shows_is_not_judged_and_no_call_is_made
     bare = ScoreInput(output="an answer")
     score, judge = _score("factual_consistency", bare)
     assert score.value is None
-    assert score.reasoning == "not judged: the item has no a reference answer (expected) or a context"
+    assert score.reasoning == "not judged: the item has no reference answer (expected) or context"
     assert not judge.requests
     score, judge = _score("relevance", bare)
     assert (score.value, score.reasoning) == (None, "not judged: the item has no input")

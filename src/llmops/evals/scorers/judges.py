@@ -100,7 +100,7 @@ def rubric_messages(rubric: Rubric, item: ScoreInput) -> tuple[list[dict[str, st
     for name in rubric.fields:
         source = reference_of(values) if name == "reference" else name
         if source is None or values.get(source) is None:
-            missing = "a reference answer (expected) or a context" if name == "reference" else name
+            missing = "reference answer (expected) or context" if name == "reference" else name
             raise _NotJudged(f"not judged: the item has no {missing}")
         shown.append(source)
         sections.append(f"[{_LABELS[source]}]\n{values[source]}\n[End of {_LABELS[source].lower()}]")
