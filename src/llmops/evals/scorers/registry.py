@@ -316,6 +316,8 @@ class FunctionScorer(Scorer):
     async def score(self, item: ScoreInput) -> Score:
         names = ARG_NAMES if self._mark.takes_all else self._mark.params
         kwargs = {name: self.arg if name == "arg" else getattr(item, name) for name in names}
+        if self.arg is None and "arg" in self._mark.params:
+            del kwargs["arg"]  # no ARG given: the function's own default applies
         value = self._function(**kwargs)
         if inspect.isawaitable(value):
             value = await value
