@@ -334,3 +334,27 @@ def test_scorer_base_class_checks_its_arg() -> None:
     assert Fixed("a").arg == "a"
     with pytest.raises(BadScorerArg, match="use fixed:a, fixed:b"):
         Fixed("c")
+
+
+async def test_the_metrics_guide_examples_load_and_score(tmp_path: Path) -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "metrics.md").read_text()
+    functions, classes = [block.split("```", 1)[0] for block in guide.split("```python\n")[1:3]]
+    reg = registry()
+    (tmp_path / "guide_functions.py").write_text(functions)
+    (tmp_path / "guide_classes.py").write_text(classes)
+    assert sorted(reg.load_module(str(tmp_path / "guide_functions.py"))) == [
+        "max_words",
+        "mentions_product",
+        "polite",
+    ]
+    assert reg.load_module(str(tmp_path / "guide_classes.py")) == ["keyword_coverage"]
+    item = ScoreInput(output="Thank you: the Widget Pro ships today.", variables={"product": "widget pro"})
+    resources = ScorerResources()
+    assert await reg.create("mentions_product", resources).score(item) == Score(1.0)
+    assert await reg.create("max_words:3", resources).score(item) == Score(4.0)
+    assert await reg.create("max_words", resources).score(item) == Score(0.0)
+    assert (await reg.create("polite", resources).score(item)).reasoning == "found ['thank']"
+    coverage = reg.create("keyword_coverage:widget, ships, refund", resources)
+    assert await coverage.score(item) == Score(pytest.approx(2 / 3))
+    with pytest.raises(BadScorerArg):
+        reg.create("keyword_coverage", resources)
