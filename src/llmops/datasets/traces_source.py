@@ -104,6 +104,10 @@ def select_trace_rows(
         traces.c.request,
         traces.c.response_text,
         traces.c.attributes,
+        traces.c.latency_ms,
+        traces.c.prompt_tokens,
+        traces.c.completion_tokens,
+        traces.c.cost,
     ]
     conditions = _conditions(selection)
     after: str | None = None
@@ -172,6 +176,9 @@ def trace_row(trace: Any, notes: list[dict[str, Any]]) -> Row | None:
     if trace["prompt_name"] is not None:
         metadata["prompt"] = trace["prompt_name"]
         metadata["prompt_version"] = trace["prompt_version"]
+    for key in ("latency_ms", "prompt_tokens", "completion_tokens", "cost"):
+        if trace.get(key) is not None:
+            metadata[key] = trace[key]
     if notes:
         metadata["feedback"] = notes
     row["metadata"] = metadata

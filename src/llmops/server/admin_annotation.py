@@ -37,14 +37,15 @@ _NO_ITEM = {404: "No such queue, or the queue has no such item."}
 _NOT_OPEN = {409: "The queue is closed (or still being created)."}
 _ACCEPT_DEFAULTS = AcceptIn.model_validate({})
 _NEXT_DEFAULTS = NextIn.model_validate({})
-_ANY_KEY = {401: "No API key, or an unknown or revoked one. Any valid key (admin or inference) will do."}
+_ANY_KEY = {
+    401: "No API key, or an unknown or revoked one. Any valid key (admin or inference) will do.",
+    403: "Not answered while any valid key may annotate; kept in the contract for per-team access control.",
+}
 
 
 def _annotator_responses(*statuses: int, descriptions: dict[int, str]) -> dict[int | str, Any]:
-    """Errors of a route any valid key may call: as the admin routes', without 403."""
-    declared = error_responses(*statuses, descriptions={**_ANY_KEY, **descriptions})
-    declared.pop(403)
-    return declared
+    """Errors of a route any valid key may call (annotators): as the admin routes'."""
+    return error_responses(*statuses, descriptions={**_ANY_KEY, **descriptions})
 
 
 def annotation_routes(services: Services) -> APIRouter:
