@@ -6,8 +6,9 @@ whole schema; code that only needs some tables imports their own module.
 
 from llmops.annotation import tables as annotation_tables
 from llmops.datasets import tables as dataset_tables
+from llmops.evals import tables as eval_tables
 from llmops.jobs import tables as job_tables
 from llmops.prompts import tables as prompt_tables
 from llmops.store.tables import metadata
 
-__all__ = ["annotation_tables", "dataset_tables", "job_tables", "metadata", "prompt_tables"]
+__all__ = ["annotation_tables", "dataset_tables", "eval_tables", "job_tables", "metadata", "prompt_tables"]

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from llmops.annotation.service import AnnotationService
 from llmops.datasets.service import DatasetService
+from llmops.evals.service import EvalService
 from llmops.gateway.auth import Authenticator
 from llmops.gateway.cache import ResponseCache
 from llmops.gateway.catalog import ModelCatalog, configured_models
@@ -61,6 +62,7 @@ class Store:
     experiments: ExperimentService
     datasets: DatasetService
     jobs: JobService
+    evals: EvalService
     annotation: AnnotationService
 
     def close(self) -> None:
@@ -85,6 +87,7 @@ def open_store(settings: Settings) -> Store:
         traces=TraceService(trace_repository, key_repository),
         datasets=datasets,
         annotation=AnnotationService(engine, datasets),
+        evals=EvalService(engine, datasets),
         jobs=JobService(engine, owner=f"{socket.gethostname()}:{os.getpid()}"),
     )
 

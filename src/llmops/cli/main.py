@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmops import __version__
-from llmops.cli import annotate, datasets, experiments, keys, models, pii, prompts, traces
+from llmops.cli import annotate, datasets, evals, experiments, keys, models, pii, prompts, traces
 from llmops.cli._common import GlobalOptions, readable_errors, settings_for
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(pii.app, name="pii")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(evals.app, name="evals")
 app.add_typer(annotate.app, name="annotate")
 
 

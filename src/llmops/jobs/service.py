@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,6 +170,28 @@ class JobService:
                 )
             )
         return job_id
+
+    @contextmanager
+    def track(
+        self, kind: str, params: dict[str, Any] | None, *, created_by: str | None
+    ) -> Iterator[JobContext]:
+        """Record work the caller runs itself (a CLI command) as a running job, ended by the block's exit:
+        succeeded, failed with the error, or cancelled when its progress report raised Cancelled."""
+        job_id = self.record(kind, params, created_by)
+        now = datetime.now(UTC)
+        self._set(job_id, status="running", started_at=now, heartbeat_at=now)
+        try:
+            yield JobContext(self, job_id)
+        except Cancelled:
+            self._end(job_id, "cancelled", error="cancelled on request")
+            raise
+        except UserError as exc:
+            self._end(job_id, "failed", error=exc.message)
+            raise
+        except BaseException as exc:
+            self._end(job_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        self._end(job_id, "succeeded")
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:

@@ -26,6 +26,7 @@ from llmops.prompts.services import InvalidPrompt, PromptNotFound
 from llmops.server.admin_annotation import annotation_routes
 from llmops.server.admin_auth import Admin
 from llmops.server.admin_datasets import dataset_routes
+from llmops.server.admin_evals import eval_routes
 from llmops.server.admin_experiments import experiment_routes
 from llmops.server.admin_gateway import gateway_routes
 from llmops.server.admin_jobs import job_routes
@@ -267,6 +268,7 @@ def create_admin_app(services: Services) -> FastAPI:
     app.include_router(playground_routes(services))
     app.include_router(dataset_routes(services))
     app.include_router(job_routes(services))
+    app.include_router(eval_routes(services))
     app.include_router(pii_routes(services))
     app.include_router(annotation_routes(services))
     return app

@@ -1,0 +1,336 @@
+"""`llmops evals`: evaluation runs, comparisons and CI gates from the command line.
+
+`run` evaluates in-process through the gateway's own code path (traced, cost-accounted), with a
+progress bar; it is registered as a job, so `llmops evals cancel RUN` from another terminal (or the
+admin API) stops it, and `llmops evals resume RUN` finishes it later without re-running finished items.
+A run id, a run name or a label works wherever RUN is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from llmops.cli import eval_views as views
+from llmops.cli._common import (
+    default_author,
+    echo_json,
+    fail,
+    progress_bar,
+    readable_errors,
+    settings_for,
+    store_for,
+)
+
+if TYPE_CHECKING:
+    from llmops.evals.repository import RunInfo
+    from llmops.evals.service import RunRequest
+    from llmops.evals.targets import Target
+    from llmops.progress import Progress
+    from llmops.settings import Settings
+
+app = typer.Typer(
+    help="Evaluation runs over dataset versions, metrics, comparisons with significance, CI gates.",
+    no_args_is_help=True,
+)
+
+_RUN = "A run id, run name or label."
+_JSON = "Print JSON instead of tables."
+
+
+def _key_values(pairs: list[str] | None, option: str, number: bool) -> dict[str, Any]:
+    import json
+
+    found: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            fail(f"{option}: expected KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        if number and not isinstance(value, int | float):
+            fail(f"{option}: {key} needs a number, got {text!r}")
+        found[key] = value
+    return found
+
+
+def _target(
+    model: str | None,
+    prompt: str | None,
+    endpoint: str | None,
+    endpoint_model: str | None,
+    endpoint_key_env: str | None,
+    output_field: str | None,
+    traces: bool,
+    params: dict[str, Any],
+) -> Target:
+    from llmops.evals.targets import Target
+
+    chosen = [
+        name
+        for name, value in (
+            ("--model", model),
+            ("--prompt", prompt),
+            ("--endpoint", endpoint),
+            ("--output-field", output_field),
+            ("--traces", traces),
+        )
+        if value
+    ]
+    if len(chosen) != 1:
+        fail("name exactly one target: --model, --prompt, --endpoint, --output-field or --traces")
+    if model:
+        return Target("model", model=model, params=params)
+    if prompt:
+        return Target("prompt", model=prompt.removeprefix("prompt:"), params=params)
+    if endpoint:
+        return Target(
+            "endpoint", model=endpoint_model, base_url=endpoint, api_key_env=endpoint_key_env, params=params
+        )
+    if output_field:
+        return Target("column", column=output_field)
+    return Target("traces")
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    metric: Annotated[
+        list[str],
+        typer.Option(
+            "--metric",
+            "-m",
+            help="A metric: rouge_l, exact_match, judge:relevance, regex:PATTERN, ... (repeatable).",
+        ),
+    ],
+    dataset: Annotated[
+        str | None, typer.Option(help="The dataset version: NAME (latest) or NAME@VERSION.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Target: a model of the gateway.")] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="Target: a prompt, NAME@LABEL or NAME#VERSION, rendered with each row's variables."
+        ),
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Target: an external OpenAI-compatible base URL (…/v1).")
+    ] = None,
+    endpoint_model: Annotated[str | None, typer.Option(help="--endpoint: the model name to send it.")] = None,
+    endpoint_key_env: Annotated[
+        str | None, typer.Option(help="--endpoint: the environment variable holding its key.")
+    ] = None,
+    output_field: Annotated[
+        str | None, typer.Option(help="Target: no call; score this row field as the output.")
+    ] = None,
+    traces: Annotated[
+        bool,
+        typer.Option(
+            "--traces", help="Target: no call; score production answers (with --trace-model, --since, ...)."
+        ),
+    ] = False,
+    trace_model: Annotated[str | None, typer.Option(help="--traces: only traces of this model.")] = None,
+    since: Annotated[str | None, typer.Option(help="--traces: 30m, 2h, 7d (ago) or an ISO time.")] = None,
+    feedback: Annotated[
+        str | None, typer.Option(help="--traces: only traces with a thumb up or down.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="A request parameter: temperature=0, max_tokens=256 (repeatable)."),
+    ] = None,
+    threshold: Annotated[
+        list[str] | None, typer.Option("--threshold", help="A pass threshold: rouge_l=0.5 (repeatable).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name the run; the name works wherever a run id does.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Items in flight at once.")] = 8,
+    judge_model: Annotated[
+        str | None, typer.Option(help="The model that judges (judge:RUBRIC metrics).")
+    ] = None,
+    scorers: Annotated[
+        list[str] | None,
+        typer.Option("--scorers", help="A Python file or module with @scorer functions (repeatable)."),
+    ] = None,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="Let the gateway answer from its cache.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
+    author: Annotated[
+        str | None, typer.Option(help="Who runs it (default: git config user.name, else $USER).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON)] = False,
+) -> None:
+    """Evaluate a target over a dataset version (or score existing outputs) and store every item's scores."""
+    from llmops.evals.service import RunRequest
+
+    with readable_errors():
+        target = _target(
+            model,
+            prompt,
+            endpoint,
+            endpoint_model,
+            endpoint_key_env,
+            output_field,
+            traces,
+            _key_values(param, "--param", number=False),
+        )
+        selection = None
+        if traces:
+            from llmops.datasets.traces_source import selection_from_options
+
+            selection = selection_from_options(model=trace_model, since=since, feedback=feedback, limit=limit)
+        elif dataset is None:
+            fail("--dataset: name the dataset version to evaluate (or use --traces)")
+        request = RunRequest(
+            target=target,
+            metrics=metric,
+            dataset=dataset,
+            traces=selection,
+            name=name,
+            concurrency=concurrency,
+            judge_model=judge_model,
+            scorer_modules=scorers or [],
+            thresholds=_key_values(threshold, "--threshold", number=True),
+            use_cache=cache,
+            limit=None if traces else limit,
+        )
+        finished = _execute(ctx, request, None, default_author(author), show=not as_json)
+    echo_json(finished.to_dict()) if as_json else views.print_run(finished)
+    if finished.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help=_RUN)],
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON)] = False,
+) -> None:
+    """Finish an interrupted or cancelled run: items already evaluated are not run again."""
+    with readable_errors():
+        finished = _execute(ctx, None, run_ref, None, show=not as_json)
+    echo_json(finished.to_dict()) if as_json else views.print_run(finished)
+    if finished.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def _execute(
+    ctx: typer.Context, request: RunRequest | None, existing: str | None, author: str | None, *, show: bool
+) -> RunInfo:
+    import asyncio
+
+    from llmops.evals.execution import settings_with_endpoint
+    from llmops.evals.targets import Target
+
+    settings = settings_for(ctx)
+    if request is not None:
+        settings = settings_with_endpoint(settings, request.target)
+    else:
+        with store_for(ctx) as store:
+            found = store.evals.get(existing or "")
+        settings = settings_with_endpoint(settings, Target.from_dict(found.target))
+    return asyncio.run(_in_process(settings, request, existing, author, show))
+
+
+async def _in_process(
+    settings: Settings, request: RunRequest | None, existing: str | None, author: str | None, show: bool
+) -> RunInfo:
+    from llmops.evals.execution import execute_run, models_used
+    from llmops.evals.scorers.registry import ScorerRegistry
+    from llmops.progress import Cancelled
+    from llmops.services import build_services
+
+    services = build_services(settings, open_allowed=True)
+    try:
+        evals = services.store.evals
+        if request is not None:
+            run_info = evals.create_run(request, ScorerRegistry(), author=author)
+        else:
+            run_info = evals.prepare_resume(existing or "")
+        await services.start_in_process(models_used(run_info, services))
+        params = {"run": run_info.id, "name": run_info.name}
+        with (
+            progress_bar(show) as bar,
+            services.store.jobs.track("eval.run", params, created_by=author) as job,
+        ):
+            evals.repository.update_run(run_info.id, job_id=job.job_id)
+            try:
+                return await execute_run(services, run_info, progress=_both(bar, job.progress))
+            except Cancelled:
+                return evals.get(run_info.id)
+    finally:
+        await services.stop()
+
+
+def _both(first: Progress, second: Progress) -> Progress:
+    def report(stage: str, done: int, total: int | None) -> None:
+        first(stage, done, total)
+        second(stage, done, total)
+
+    return report
+
+
+@app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Option(help="Only runs over this dataset (a name).")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="queued, running, succeeded, failed or cancelled.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON)] = False,
+) -> None:
+    """Evaluation runs, newest first, with their status and main scores."""
+    with readable_errors(), store_for(ctx) as store:
+        found = store.evals.list_runs(dataset=dataset, status=status, limit=limit)
+    echo_json([item.to_dict() for item in found]) if as_json else views.print_runs(found)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help=_RUN)],
+    items: Annotated[int, typer.Option(min=0, help="Items to show (outputs and scores).")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON)] = False,
+) -> None:
+    """A run: target, dataset version, metrics with their aggregates, and its first items."""
+    with readable_errors(), store_for(ctx) as store:
+        found = store.evals.get(run_ref)
+        results = store.evals.results(found.id, limit=items)
+    if as_json:
+        echo_json({**found.to_dict(), "items": results})
+    else:
+        views.print_run(found, results)
+
+
+@app.command("label")
+def label(
+    ctx: typer.Context,
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help=_RUN)],
+    name: Annotated[
+        str, typer.Argument(help="The label, e.g. production: the baseline a gate compares with.")
+    ],
+    author: Annotated[str | None, typer.Option(help="Who moves it.")] = None,
+) -> None:
+    """Point a label at a finished run (a label names one run; moving it is how a new baseline is adopted)."""
+    with readable_errors(), store_for(ctx) as store:
+        found = store.evals.label(run_ref, name, default_author(author))
+    typer.echo(f"{name} -> {found.name or found.id}")
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help=_RUN)],
+) -> None:
+    """Stop a running evaluation at its next progress report; `resume` finishes it later."""
+    with readable_errors(), store_for(ctx) as store:
+        found = store.evals.get(run_ref)
+        if found.job_id is None:
+            fail(f"run {found.name or found.id} has no job to cancel (status {found.status})")
+        store.jobs.cancel(found.job_id)
+    typer.echo(f"cancel requested for {found.name or found.id}")

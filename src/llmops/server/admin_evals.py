@@ -1,0 +1,177 @@
+"""Admin routes of evaluation (/api/evals): the service functions behind `llmops evals`.
+
+Creating (or resuming) a run answers 202 at once with the run; the run executes as a job on this
+server's own gateway (its event loop), and its progress, cancel and result are at /api/jobs/{id} and
+/api/evals/{run}. External endpoint targets are run from the CLI, which adds the endpoint as a model of
+its own gateway; a server's models are its configuration's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from llmops.evals.repository import RunInfo
+from llmops.evals.service import RunRequest
+from llmops.evals.targets import Target
+from llmops.gateway.auth import Principal
+from llmops.jobs.service import JobContext
+from llmops.server.admin_auth import Admin
+from llmops.server.admin_schema import NO_NUL, error_responses, link
+from llmops.server.eval_schema import LabelIn, ResultPageOut, RunIn, RunListOut, RunOut, RunPath
+from llmops.services import Services
+
+_NO_RUN = {404: "No run has this id, name or label."}
+_RUN_LINKS = {
+    "GetRun": link("get_eval_run", run="$response.body#/id"),
+    "GetRunResults": link("list_eval_results", run="$response.body#/id"),
+    "GetRunJob": link("get_job", job_id="$response.body#/job_id"),
+}
+
+
+def eval_routes(services: Services) -> APIRouter:
+    router = APIRouter(tags=["evals"])
+    _reading_routes(router, services)
+    _running_routes(router, services)
+    return router
+
+
+def _reading_routes(router: APIRouter, services: Services) -> None:
+    evals = services.store.evals
+
+    @router.get(
+        "/api/evals",
+        operation_id="list_eval_runs",
+        response_model=RunListOut,
+        responses={
+            200: {"links": {"GetRun": link("get_eval_run", run="$response.body#/data/0/id")}},
+            **error_responses(400),
+        },
+    )
+    def list_runs(
+        _: Admin,
+        dataset: Annotated[
+            str | None, Query(max_length=200, pattern=NO_NUL, description="A dataset name.")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        """Evaluation runs, newest first, with their summaries."""
+        return {"data": [run.to_dict() for run in evals.list_runs(dataset=dataset, limit=limit)]}
+
+    @router.get(
+        "/api/evals/{run}",
+        operation_id="get_eval_run",
+        response_model=RunOut,
+        responses=error_responses(400, 404, descriptions=_NO_RUN),
+    )
+    def get_run(_: Admin, run: RunPath) -> dict[str, Any]:
+        """A run: target, dataset version, metrics, status, progress and summary (aggregates per metric)."""
+        return evals.get(run).to_dict()
+
+    @router.get(
+        "/api/evals/{run}/results",
+        operation_id="list_eval_results",
+        response_model=ResultPageOut,
+        responses=error_responses(400, 404, descriptions=_NO_RUN),
+    )
+    def list_results(
+        _: Admin,
+        run: RunPath,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """A page of a run's items: output, every score with its details, latency, tokens, cost, error."""
+        found = evals.results(run, offset=offset, limit=limit)
+        following = found[-1]["position"] + 1 if len(found) == limit else None
+        return {"data": found, "next_offset": following}
+
+
+def _running_routes(router: APIRouter, services: Services) -> None:
+    evals = services.store.evals
+
+    @router.post(
+        "/api/evals",
+        operation_id="create_eval_run",
+        status_code=202,
+        response_model=RunOut,
+        responses={
+            202: {"links": _RUN_LINKS},
+            **error_responses(
+                400, 404, 409, descriptions={404: "No such dataset version.", 409: "The name is taken."}
+            ),
+        },
+    )
+    async def create_run(principal: Admin, body: RunIn) -> dict[str, Any]:
+        """Start a run as a job (its metrics, target and dataset version checked first)."""
+        from llmops.datasets.traces_source import selection_from_options
+        from llmops.evals.scorers.registry import ScorerRegistry
+
+        target = Target(
+            body.target.kind, model=body.target.model, column=body.target.column, params=body.target.params
+        )
+        selection = None
+        if body.traces is not None:
+            selection = selection_from_options(**body.traces.model_dump())
+        request = RunRequest(
+            target=target,
+            metrics=body.metrics,
+            dataset=body.dataset,
+            traces=selection,
+            name=body.name,
+            concurrency=body.concurrency,
+            judge_model=body.judge_model,
+            thresholds=dict(body.thresholds),
+            use_cache=body.use_cache,
+            limit=body.limit,
+        )
+        created = await asyncio.to_thread(evals.create_run, request, ScorerRegistry(), author=principal.name)
+        return _start(services, created, principal, asyncio.get_running_loop()).to_dict()
+
+    @router.post(
+        "/api/evals/{run}/resume",
+        operation_id="resume_eval_run",
+        status_code=202,
+        response_model=RunOut,
+        responses={
+            202: {"links": _RUN_LINKS},
+            **error_responses(
+                400, 404, 409, descriptions={**_NO_RUN, 409: "The run has finished or is running."}
+            ),
+        },
+    )
+    async def resume_run(principal: Admin, run: RunPath) -> dict[str, Any]:
+        """Finish an interrupted or cancelled run as a new job; finished items are not run again."""
+        prepared = await asyncio.to_thread(evals.prepare_resume, run)
+        return _start(services, prepared, principal, asyncio.get_running_loop()).to_dict()
+
+    @router.post(
+        "/api/evals/{run}/labels",
+        operation_id="label_eval_run",
+        response_model=RunOut,
+        responses=error_responses(400, 404, 409, descriptions={**_NO_RUN, 409: "The run has not succeeded."}),
+    )
+    def label_run(principal: Admin, run: RunPath, body: LabelIn) -> dict[str, Any]:
+        """Point a label (e.g. production) at this run: the baseline a gate compares with."""
+        return evals.label(run, body.label, principal.name).to_dict()
+
+
+def _start(
+    services: Services, run: RunInfo, principal: Principal, loop: asyncio.AbstractEventLoop
+) -> RunInfo:
+    """Submit the run's job: it executes the run on this server's event loop, where its gateway lives."""
+    from llmops.evals.execution import execute_run
+
+    def work(context: JobContext) -> dict[str, Any]:
+        future = asyncio.run_coroutine_threadsafe(
+            execute_run(services, run, principal=principal, progress=context.progress), loop
+        )
+        finished = future.result()
+        return {"run": finished.id, "status": finished.status, "summary": finished.summary}
+
+    job = services.store.jobs.submit(
+        "eval.run", {"run": run.id, "name": run.name}, work, created_by=principal.name
+    )
+    services.store.evals.repository.update_run(run.id, job_id=job.id)
+    return services.store.evals.get(run.id)
