@@ -54,15 +54,15 @@ def _readable_errors() -> tuple[type[Exception], ...]:
 
 
 @contextmanager
-def readable_errors() -> Iterator[None]:
-    """Turn the project's expected errors into one line on stderr and exit code 1."""
+def readable_errors(code: int = 1) -> Iterator[None]:
+    """Turn the project's expected errors into one line on stderr and exit status ``code`` (1)."""
     try:
         yield
     except _readable_errors() as exc:
         message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
-        fail(str(message))
+        fail(str(message), code)
     except OSError as exc:
-        fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+        fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", code)
 
 
 def settings_for(ctx: typer.Context, **overrides: Any) -> Settings:

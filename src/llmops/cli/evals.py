@@ -8,6 +8,7 @@ A run id, a run name or a label works wherever RUN is asked for.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -334,3 +335,76 @@ def cancel(
             fail(f"run {found.name or found.id} has no job to cancel (status {found.status})")
         store.jobs.cancel(found.job_id)
     typer.echo(f"cancel requested for {found.name or found.id}")
+
+
+@app.command("compare")
+def compare(
+    ctx: typer.Context,
+    runs: Annotated[
+        list[str], typer.Argument(metavar="RUN...", help="The baseline first, then one or more candidates.")
+    ],
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Only these metrics (default: all they share).")
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option(min=0.001, max=0.5, help="Significance level; intervals at 1 - alpha.")
+    ] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and permutation resampling.")] = 0,
+    report_format: Annotated[
+        str | None, typer.Option("--format", help="Write a report instead of tables: markdown, json or html.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="The report's file (default: stdout).")] = None,
+) -> None:
+    """Per metric: means with intervals, the paired difference with its interval and p-value, a verdict."""
+    from llmops.evals.report import render_comparison, render_report
+
+    if report_format not in (None, "markdown", "json", "html"):
+        fail(f"--format: expected markdown, json or html, got {report_format!r}")
+    with readable_errors(), store_for(ctx) as store:
+        found = store.evals.compare(runs, metrics=metric, alpha=alpha, seed=seed)
+    if report_format is None:
+        from rich.console import Console
+
+        console = Console(highlight=False)
+        for part in render_comparison(found):
+            console.print(part)
+        return
+    text = render_report(found, report_format)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}", err=True)
+
+
+@app.command("gate")
+def gate(
+    ctx: typer.Context,
+    baseline: Annotated[
+        str, typer.Option(help="The run compared with: a run id, name or label (e.g. production).")
+    ],
+    candidate: Annotated[str, typer.Option(help="The run under test: a run id, name or label.")],
+    metric: Annotated[list[str], typer.Option("--metric", "-m", help="A metric to check (repeatable).")],
+    max_drop: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--max-drop", help="Allowed drop per --metric, in the metric's units (one for all, or one each)."
+        ),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option(min=0.001, max=0.499, help="Significance level of the test.")
+    ] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+) -> None:
+    """CI gate: exit 0 unless the candidate is significantly worse than the baseline by more than the
+    allowed drop on some metric (exit 1, naming it); exit 2 on a usage error."""
+    drops = list(max_drop or [0.0])
+    if len(drops) not in (1, len(metric)):
+        fail(f"--max-drop: give one value, or one per --metric ({len(metric)})", 2)
+    pairs = [(name, drops[0] if len(drops) == 1 else drops[index]) for index, name in enumerate(metric)]
+    with readable_errors(code=2), store_for(ctx) as store:
+        result = store.evals.gate(baseline, candidate, pairs, alpha=alpha, seed=seed)
+    for line in result.messages:
+        typer.echo(line)
+    typer.echo(result.summary)
+    raise typer.Exit(result.exit_code)

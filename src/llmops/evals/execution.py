@@ -84,6 +84,7 @@ async def execute_run(
     principal: Principal = ANONYMOUS,
     progress: Progress = no_progress,
 ) -> RunInfo:
+    from llmops.evals.scorers.embedding import packaged_embedder
     from llmops.evals.scorers.registry import ScorerRegistry, ScorerResources
 
     caller = gateway_caller(
@@ -93,6 +94,7 @@ async def execute_run(
         caller=caller,
         judge_model=default_judge(run, services),
         engine=services.store.engine,
+        embedder=packaged_embedder(services.settings),  # loads MiniLM on its first use only
         settings=services.settings,
     )
     target = Target.from_dict(run.target)

@@ -131,13 +131,14 @@ class EvalRunner:
         result = await self._output(item)
         scores: dict[str, float | None] = {}
         details: dict[str, Any] = {}
-        if result.error is None:
-            given = _score_input(item, result)
-            for named in self._scorers:
-                score = await _safely(named, given)
-                scores[named.spec] = score.value
-                if score.reasoning is not None or score.raw is not None:
-                    details[named.spec] = {"reasoning": score.reasoning, "raw": score.raw}
+        given = _score_input(item, result)
+        for named in self._scorers:
+            if result.text is None and getattr(named.scorer, "requires_output", True):
+                continue  # a failed call has no output to score; latency and cost still have values
+            score = await _safely(named, given)
+            scores[named.spec] = score.value
+            if score.reasoning is not None or score.raw is not None:
+                details[named.spec] = {"reasoning": score.reasoning, "raw": score.raw}
         return {
             "run_id": run_id,
             "position": item.position,

@@ -30,6 +30,8 @@ from llmops.progress import Cancelled, Progress, no_progress
 
 if TYPE_CHECKING:
     from llmops.evals.calls import ModelCaller
+    from llmops.evals.compare import Comparison, RunScores
+    from llmops.evals.gate import GateResult
     from llmops.evals.scorers.registry import ScorerRegistry, ScorerResources
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
@@ -170,6 +172,11 @@ class EvalService:
         except Exception as exc:  # the run's boundary: record why it stopped, then let the caller see it
             self._finish(run.id, "failed", f"{type(exc).__name__}: {exc}", scorers)
             raise
+        finally:
+            for named in scorers:
+                close = getattr(named.scorer, "close", None)
+                if close is not None:
+                    close()  # frees what a scorer loaded (the perplexity model)
         self._finish(run.id, "succeeded", None, scorers)
         return self.repository.get(run.id)
 
@@ -210,6 +217,78 @@ class EvalService:
         self.repository.update_run(run.id, status="queued", finished_at=None)
         return self.repository.get(run.id)
 
+    # -- comparing -------------------------------------------------------------------------------
+
+    def run_scores(self, reference: str) -> RunScores:
+        """What a comparison needs of a run: its scores per metric and item, outputs and inputs."""
+        from llmops.evals.compare import MetricScores, RunScores
+
+        run = self.repository.get(reference)
+        if run.status != "succeeded":
+            raise InvalidRun(
+                f"run {run.name or run.id} is {run.status}; only finished runs compare", param="run"
+            )
+        summary = (run.summary or {}).get("metrics", {})
+        values: dict[str, dict[int, float | None]] = {metric: {} for metric in run.metrics}
+        outputs: dict[int, str | None] = {}
+        for result in self.repository.iter_results(run.id):
+            outputs[result["position"]] = result["output"]
+            for metric in run.metrics:
+                values[metric][result["position"]] = (result["scores"] or {}).get(metric)
+        metrics = {
+            metric: MetricScores(
+                metric,
+                values[metric],
+                higher_is_better=bool(summary.get(metric, {}).get("higher_is_better", True)),
+                threshold=summary.get(metric, {}).get("threshold"),
+            )
+            for metric in run.metrics
+        }
+        return RunScores(
+            run.id,
+            run.name,
+            run.dataset_ref or f"traces of run {run.id}",
+            metrics,
+            outputs,
+            self._inputs(run),
+        )
+
+    def _inputs(self, run: RunInfo) -> dict[int, str | None]:
+        if run.dataset is None:
+            return {}
+        version = self.datasets.resolve(f"{run.dataset}@{run.dataset_version}")
+        return {position: _input_text(row) for position, _, row in self.datasets.iter_rows(version)}
+
+    def compare(
+        self,
+        references: Sequence[str],
+        *,
+        metrics: Sequence[str] | None = None,
+        alpha: float = 0.05,
+        seed: int = 0,
+    ) -> Comparison:
+        """The first run against each of the others, per metric, paired on the items both scored."""
+        from llmops.evals.compare import compare_runs
+
+        if len(references) < 2:
+            raise InvalidRun("compare at least two runs", param="runs")
+        runs = [self.run_scores(reference) for reference in references]
+        return compare_runs(runs[0], runs[1:], metrics or None, alpha=alpha, seed=seed)
+
+    def gate(
+        self,
+        baseline: str,
+        candidate: str,
+        metrics: Sequence[tuple[str, float]],
+        *,
+        alpha: float = 0.05,
+        seed: int = 0,
+    ) -> GateResult:
+        """Whether ``candidate`` regressed significantly beyond each metric's allowed drop."""
+        from llmops.evals.gate import gate
+
+        return gate(self.run_scores(baseline), self.run_scores(candidate), metrics, alpha, seed=seed)
+
     # -- reading ---------------------------------------------------------------------------------
 
     def get(self, reference: str) -> RunInfo:
@@ -234,6 +313,17 @@ class EvalService:
             raise RunConflict(f"only a finished run can be labelled; {run.name or run.id} is {run.status}")
         self.repository.set_label(label, run.id, author)
         return self.repository.get(run.id)
+
+
+def _input_text(row: dict[str, Any]) -> str | None:
+    if isinstance(row.get("input"), str):
+        return str(row["input"])
+    messages = row.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+        content = messages[-1].get("content")
+        return content if isinstance(content, str) else None
+    variables = row.get("variables")
+    return str(variables) if variables else None
 
 
 def _direction(named: NamedScorer) -> bool:

@@ -22,7 +22,6 @@ def summarize(
         items += 1
         if result.get("error"):
             errors += 1
-            continue
         for metric in metrics:
             value = (result.get("scores") or {}).get(metric)
             if value is not None:

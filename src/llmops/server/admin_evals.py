@@ -9,9 +9,9 @@ its own gateway; a server's models are its configuration's.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from llmops.evals.repository import RunInfo
 from llmops.evals.service import RunRequest
@@ -20,7 +20,16 @@ from llmops.gateway.auth import Principal
 from llmops.jobs.service import JobContext
 from llmops.server.admin_auth import Admin
 from llmops.server.admin_schema import NO_NUL, error_responses, link
-from llmops.server.eval_schema import LabelIn, ResultPageOut, RunIn, RunListOut, RunOut, RunPath
+from llmops.server.eval_schema import (
+    GateIn,
+    GateOut,
+    LabelIn,
+    ResultPageOut,
+    RunIn,
+    RunListOut,
+    RunOut,
+    RunPath,
+)
 from llmops.services import Services
 
 _NO_RUN = {404: "No run has this id, name or label."}
@@ -59,6 +68,66 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
     ) -> dict[str, Any]:
         """Evaluation runs, newest first, with their summaries."""
         return {"data": [run.to_dict() for run in evals.list_runs(dataset=dataset, limit=limit)]}
+
+    @router.get(
+        "/api/evals/compare",
+        operation_id="compare_eval_runs",
+        responses={
+            200: {
+                "description": "The comparison: JSON, or the Markdown or HTML report.",
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/markdown": {"schema": {"type": "string"}},
+                    "text/html": {"schema": {"type": "string"}},
+                },
+            },
+            **error_responses(400, 404, descriptions=_NO_RUN),
+        },
+    )
+    def compare_runs(
+        _: Admin,
+        runs: Annotated[
+            list[Annotated[str, Query(min_length=1, max_length=200, pattern=NO_NUL)]],
+            Query(
+                min_length=2,
+                max_length=10,
+                description="The baseline first, then the candidates.",
+                examples=[["baseline", "candidate"]],
+            ),
+        ],
+        metrics: Annotated[list[str] | None, Query(max_length=50, description="Only these metrics.")] = None,
+        alpha: Annotated[float, Query(gt=0, lt=0.5)] = 0.05,
+        seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        format: Annotated[
+            Literal["json", "markdown", "html"], Query(description="The answer's format.")
+        ] = "json",
+    ) -> Response:
+        """Per metric: means with intervals, paired differences with intervals and p-values, verdicts."""
+        from llmops.evals.report import render_report
+
+        found = evals.compare(runs, metrics=metrics, alpha=alpha, seed=seed)
+        media = {"json": "application/json", "markdown": "text/markdown", "html": "text/html"}[format]
+        return Response(render_report(found, format), media_type=media)
+
+    @router.post(
+        "/api/evals/gate",
+        operation_id="gate_eval_runs",
+        response_model=GateOut,
+        responses=error_responses(400, 404, descriptions=_NO_RUN),
+    )
+    def gate_runs(_: Admin, body: GateIn) -> dict[str, Any]:
+        """The CI gate as JSON: passed (exit_code 0), or which metric regressed and by how much (1)."""
+        pairs = [(item.metric, float(item.max_drop)) for item in body.metrics]
+        result = evals.gate(body.baseline, body.candidate, pairs, alpha=float(body.alpha), seed=body.seed)
+        return {
+            "passed": result.passed,
+            "exit_code": result.exit_code,
+            "summary": result.summary,
+            "checks": [
+                {"metric": check.metric, "failed": check.failed, "message": check.message}
+                for check in result.checks
+            ],
+        }
 
     @router.get(
         "/api/evals/{run}",

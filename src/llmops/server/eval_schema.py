@@ -113,3 +113,45 @@ class ResultOut(BaseModel):
 class ResultPageOut(BaseModel):
     data: list[ResultOut]
     next_offset: int | None
+
+
+class GateMetricIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: _Metric
+    max_drop: JsonNumber = Field(0.0, description="The drop allowed, in the metric's units.")
+
+
+class GateIn(BaseModel):
+    """A CI gate: is the candidate significantly worse than the baseline by more than each allowed drop?"""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "baseline": "baseline",
+                "candidate": "candidate",
+                "metrics": [{"metric": "exact_match", "max_drop": 0.02}],
+                "alpha": 0.05,
+            }
+        },
+    )
+
+    baseline: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+    candidate: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+    metrics: list[GateMetricIn] = Field(min_length=1, max_length=50)
+    alpha: Annotated[JsonNumber, Field(gt=0, lt=0.5)] = 0.05
+    seed: Annotated[StrictInt, Field(ge=0, le=2**31 - 1), BeforeValidator(whole_number)] = 0
+
+
+class GateCheckOut(BaseModel):
+    metric: str
+    failed: bool
+    message: str
+
+
+class GateOut(BaseModel):
+    passed: bool
+    exit_code: int
+    summary: str
+    checks: list[GateCheckOut]
