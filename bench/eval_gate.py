@@ -13,12 +13,14 @@ temperature) draws fresh noise on every run. Everything goes through ``llmops.ev
 2. identical runs: two runs of one deterministic target: never flagged;
 3. false positives: ``--comparisons`` null comparisons, two runs of a noisy target of the same quality,
    at ``--max-drop`` (0.02, as in the docs' CI snippet) and at max-drop 0, where the null sits exactly on
-   the boundary of the test and the rate should be alpha; the target is at most 7% (5% + noise);
+   the boundary of the test and the rate should be alpha; the target is at most 7% (5% + noise). At
+   max-drop 0 a rate of exactly 5% exceeds 7 of 100 about 13% of the time by chance (binomial), so it
+   is also measured over ``--calibration-comparisons`` (1,000) and the check applies to that;
 4. power: the share of comparisons flagged for planted regressions on 5-20% of the items and for
    uniform drops of 0.01-0.05, both with a noisy target, at ``--max-drop`` and at 0;
 5. what pairing buys: the spread of per-item differences and how much wider an unpaired interval is.
 
-Exit status 1 when a target is missed. Pure Python, one core: about 6 minutes with the defaults.
+Exit status 1 when a target is missed. Pure Python, one core: about 10 minutes with the defaults.
 
     .venv/bin/python bench/eval_gate.py
     .venv/bin/python bench/eval_gate.py --comparisons 100 --power-comparisons 50 --items 200
@@ -171,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--power-comparisons", type=int, default=50, help="seeded comparisons per power point"
     )
+    parser.add_argument(
+        "--calibration-comparisons",
+        type=int,
+        default=1000,
+        help="null comparisons at max drop 0, where the rate should be alpha (100 resolve it to +-4 points)",
+    )
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--max-drop", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=0, help="first seed")
@@ -188,10 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     hits, each = rate(identical, n, args, 0.0)
     print(_line("identical deterministic runs (max drop 0)", hits, n, each))
     checks.append(("identical runs never flagged", hits == 0))
-    for max_drop in (args.max_drop, 0.0):
-        hits, each = rate(shifted(0.0), n, args, max_drop)
-        print(_line(f"null: two runs of a noisy target, max drop {max_drop}", hits, n, each))
-        checks.append((f"false-positive rate <= 7% at max drop {max_drop}", hits <= 0.07 * n))
+    hits, each = rate(shifted(0.0), n, args, args.max_drop)
+    print(_line(f"null: two runs of a noisy target, max drop {args.max_drop}", hits, n, each))
+    checks.append((f"false-positive rate <= 7% at max drop {args.max_drop}", hits <= 0.07 * n))
+    hits, each = rate(shifted(0.0), n, args, 0.0)
+    print(_line("null: two runs of a noisy target, max drop 0 (on the boundary)", hits, n, each))
+    many = args.calibration_comparisons
+    if many:
+        hits, each = rate(shifted(0.0), many, args, 0.0)
+        print(_line("  the same, more seeds (the first ones included)", hits, many, each))
+        checks.append(
+            (f"false-positive rate <= 7% at max drop 0 over {many} comparisons", hits <= 0.07 * many)
+        )
     hits = _null_compare_rate(args)
     print(_line("null: `compare` says better or worse (two-sided)", hits, n))
 
