@@ -27,7 +27,7 @@ from conftest import Server, start_server
 from llmops.annotation.schema import LabelSchema
 from llmops.ids import new_id
 from llmops.prompts.spec import PromptContent
-from llmops.services import open_store
+from llmops.services import Store, open_store
 from llmops.settings import load_settings
 from llmops.tracing.service import FeedbackInput
 
@@ -130,11 +130,28 @@ def _seed_datasets(server: Server) -> str:
         store.datasets.create_version("support-qa", rows[:3], operation="import")
         schema = LabelSchema(categories=("good", "bad"), score_min=1, score_max=5, correction=True)
         store.annotation.create_queue("support-review", schema, dataset="support-qa@1", annotators_per_item=2)
+        _seed_eval_runs(store)
         item = store.annotation.next_item("support-review", "admin")  # the run's key is named admin
         assert item is not None
         return item.id
     finally:
         store.close()
+
+
+def _seed_eval_runs(store: Store) -> None:
+    """Two finished runs over support-qa@1, named as the examples of /api/evals name them."""
+    import asyncio
+
+    from llmops.evals.scorers.registry import ScorerRegistry, ScorerResources
+    from llmops.evals.service import RunRequest
+    from llmops.evals.targets import Target
+
+    for name, column in (("baseline", "expected"), ("candidate", "input")):
+        request = RunRequest(
+            Target("column", column=column), ["exact_match"], dataset="support-qa@1", name=name
+        )
+        run = store.evals.create_run(request, ScorerRegistry(), author="admin")
+        asyncio.run(store.evals.execute(run.id, ScorerRegistry(), ScorerResources(), caller=None))
 
 
 def _config(workdir: Path, item_id: str) -> Path:
@@ -145,6 +162,12 @@ def _config(workdir: Path, item_id: str) -> Path:
         "\n[[operations]]\n"
         'include-operation-id = ["next_annotation_item", "submit_annotation", "skip_annotation_item"]\n'
         f'parameters = {{ "path.name" = "support-review", "path.item_id" = "{item_id}" }}\n'
+        "\n[[operations]]\n"
+        'include-operation-id = ["accept_annotation_queue"]\n'
+        'parameters = { "path.name" = "support-review" }\n'
+        "\n[[operations]]\n"
+        'include-operation-id = ["resume_eval_run"]\n'
+        'parameters = { "path.run" = "baseline" }\n'
     )
     config.write_text(f"generation.max-examples = {EXAMPLES}\n" + CONFIG.read_text() + pinned)
     return config
