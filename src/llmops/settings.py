@@ -111,6 +111,10 @@ class Settings(BaseSettings):
         default=None,
         description="Secret salt of the PII `hash` strategy (stable pseudonyms); keep it out of datasets.",
     )
+    scorer_modules: tuple[str, ...] = Field(
+        default=(),
+        description="Python files or modules with @scorer functions, loaded for every evaluation run.",
+    )
     models: tuple[ModelConfig, ...] = Field(
         default=(), description="Models served; empty = embedded defaults."
     )

@@ -194,7 +194,7 @@ def run(
             name=name,
             concurrency=concurrency,
             judge_model=judge_model,
-            scorer_modules=scorers or [],
+            scorer_modules=[*settings_for(ctx).scorer_modules, *(scorers or [])],
             thresholds=_key_values(threshold, "--threshold", number=True),
             use_cache=cache,
             limit=None if traces else limit,

@@ -192,6 +192,7 @@ def _running_routes(router: APIRouter, services: Services) -> None:
             concurrency=body.concurrency,
             judge_model=body.judge_model,
             thresholds=dict(body.thresholds),
+            scorer_modules=services.settings.scorer_modules,
             use_cache=body.use_cache,
             limit=body.limit,
         )
