@@ -77,6 +77,11 @@ def test_pairs_only_items_both_runs_scored() -> None:
     found = compare_runs(make_run("a", dict(base.values)), [make_run("b", dict(cand.values))], **FAST)
     metric = found.comparisons[0].metrics[0]
     assert (metric.n_paired, metric.only_baseline, metric.only_candidate) == (2, 1, 2)
+    # intervals on the paired items only: the candidate's 0.0 and 0.75, not its two other 1.0s
+    assert metric.candidate_ci == Interval(0.0, 0.75)
+    whole_run = found.aggregates["b"][0].mean_ci
+    assert whole_run is not None
+    assert whole_run.high == 1.0
     assert metric.baseline_mean == pytest.approx(0.625)
     assert metric.candidate_mean == pytest.approx(0.375)
     assert metric.differences == (-1.0, 0.5)
@@ -160,6 +165,10 @@ def test_comparisons_are_seeded_and_cover_every_candidate() -> None:
     assert first.metrics == ("rouge_l",)
     assert first.confidence == pytest.approx(0.95)
     assert first.run("b").label == "b-name"
+    # every item paired: the comparison's mean intervals are the runs' own, so a report's tables agree
+    metric = first.comparisons[0].metrics[0]
+    assert metric.baseline_ci == first.aggregates["a"][0].mean_ci
+    assert metric.candidate_ci == first.aggregates["b"][0].mean_ci
 
 
 def test_no_paired_items() -> None:
