@@ -149,8 +149,10 @@ class Services:
         asyncio.ensure_future(self.reloader.reload_logged())
 
     async def stop(self) -> None:
-        """Drain the trace queue first: every answered request must end up stored."""
+        """Stop the jobs first (they call the gateway), then drain the trace queue: every answered
+        request must end up stored."""
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        await asyncio.to_thread(self.store.jobs.close)  # running jobs stop at their next progress report
         await self.writer.drain()
         await self.authenticator.stop()
         await self.prompt_resolver.stop()
@@ -158,7 +160,6 @@ class Services:
         await self.cache.aclose()
         await self.catalog.aclose()
         await self.provider_context.aclose()
-        await asyncio.to_thread(self.store.jobs.close)  # running jobs stop at their next progress report
         self.store.close()
 
     async def database_ok(self) -> bool:

@@ -141,6 +141,11 @@ def test_bad_requests(server: Server) -> None:
         400,
     )
     _error(call_api(server, "GET", "/api/evals/nope"), 404)
+    wrong_model = {**base, "name": "z", "target": {"kind": "model", "model": "nope"}}
+    assert (
+        "unknown model 'nope'"
+        in _error(call_api(server, "POST", "/api/evals", json=wrong_model), 400)["message"]
+    )
     _error(call_api(server, "POST", "/api/evals/once/resume"), 409)
     _error(call_api(server, "GET", "/api/evals/compare", params={"runs": ["once", "nope"]}), 404)
     gate = {"baseline": "once", "candidate": "once", "metrics": [{"metric": "rouge_l"}]}

@@ -183,6 +183,10 @@ def test_runs_reports_and_the_gate(workdir: Path) -> None:
             ),
             "stream",
         ),
+        (
+            ("evals", "run", "--dataset", "qa", "--model", "nope", "--metric", "exact_match"),
+            "unknown model 'nope'",
+        ),
         (("evals", "show", "nope"), "no evaluation run"),
         (("evals", "resume", "nope"), "no evaluation run"),
         (("evals", "compare", "nope"), "at least two runs"),

@@ -16,6 +16,7 @@ from llmops.evals.scorers.base import Score
 from llmops.evals.scorers.registry import ScorerRegistry, ScorerResources, UnknownScorer, scorer
 from llmops.evals.service import EvalService, InvalidRun, RunRequest
 from llmops.evals.targets import InvalidTarget, Target
+from llmops.jobs.service import JobService
 from llmops.progress import Cancelled
 
 ROWS = [
@@ -150,11 +151,13 @@ def test_a_cancelled_run_resumes_without_redoing_finished_items(evals: EvalServi
     assert stopped.status == "cancelled"
     kept = {result["position"] for result in evals.results(run.id)}
     assert 2 <= len(kept) < 5
-    evals.repository.update_run(run.id, status="running")
+    jobs = JobService(evals.engine, owner="test")
+    job_id = jobs.record("eval.run", None, None)
+    evals.repository.update_run(run.id, status="running", job_id=job_id)
     with pytest.raises(RunConflict, match="running"):
-        evals.prepare_resume(run.id)
-    evals.repository.update_run(run.id, status="cancelled")
-    evals.prepare_resume(run.id)
+        evals.prepare_resume(run.id)  # its job is alive (queued, fresh heartbeat)
+    jobs.cancel(job_id)
+    evals.prepare_resume(run.id)  # a run left "running" by a dead job resumes
     second = Upper()
     finished = _execute(evals, run.id, second)
     assert finished.status == "succeeded"

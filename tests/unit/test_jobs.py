@@ -44,7 +44,8 @@ def test_a_job_reports_progress_logs_and_its_result(service: JobService) -> None
     finished = service.get(job.id)
     assert finished.result == {"counted": 3}
     assert finished.params == {"to": 3}
-    assert finished.stage == "counting"  # the first report is always written
+    assert finished.stage == "counting"
+    assert (finished.done, finished.total) == (3, 3)  # the last report is written as the job ends
     assert finished.started_at is not None
     assert finished.finished_at is not None
     assert [(line["seq"], line["level"], line["message"]) for line in service.logs(job.id)] == [

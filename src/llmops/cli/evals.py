@@ -240,7 +240,7 @@ def _execute(
 async def _in_process(
     settings: Settings, request: RunRequest | None, existing: str | None, author: str | None, show: bool
 ) -> RunInfo:
-    from llmops.evals.execution import execute_run, models_used
+    from llmops.evals.execution import check_models, execute_run, models_used
     from llmops.evals.scorers.registry import ScorerRegistry
     from llmops.progress import Cancelled
     from llmops.services import build_services
@@ -249,6 +249,7 @@ async def _in_process(
     try:
         evals = services.store.evals
         if request is not None:
+            check_models(request.target, request.judge_model, services)
             run_info = evals.create_run(request, ScorerRegistry(), author=author)
         else:
             run_info = evals.prepare_resume(existing or "")

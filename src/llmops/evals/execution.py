@@ -36,6 +36,19 @@ def settings_with_endpoint(settings: Settings, target: Target) -> Settings:
     return settings.model_copy(update={"models": (*models, ModelConfig.model_validate(declared))})
 
 
+def check_models(target: Target, judge_model: str | None, services: Services) -> None:
+    """A model the run would call that the gateway does not serve is a 400 now, not an error per item."""
+    from llmops.evals.service import InvalidRun
+
+    served = sorted(route.config.name for route in services.catalog.routes())
+    asked = [("model", target.model if target.kind == "model" else None), ("judge model", judge_model)]
+    for what, name in asked:
+        if name and services.catalog.get(name) is None:
+            raise InvalidRun(
+                f"unknown {what} {name!r}; the gateway serves: {', '.join(served)}", param="model"
+            )
+
+
 def models_used(run: RunInfo, services: Services) -> set[str]:
     """The gateway models a run calls: its target's and its judge's (to start only those)."""
     target = Target.from_dict(run.target)

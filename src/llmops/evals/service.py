@@ -212,10 +212,27 @@ class EvalService:
         run = self.repository.get(reference)
         if run.status == "succeeded":
             raise RunConflict(f"run {run.name or run.id} has finished; nothing to resume", param="run")
-        if run.status == "running":
+        if run.status == "running" and self._job_alive(run.job_id):
             raise RunConflict(f"run {run.name or run.id} is running", param="run")
         self.repository.update_run(run.id, status="queued", finished_at=None)
         return self.repository.get(run.id)
+
+    def _job_alive(self, job_id: str | None) -> bool:
+        """Whether the job running a run still runs (a killed process leaves its run 'running')."""
+        from sqlalchemy import select
+
+        from llmops.jobs.service import STALE_AFTER
+        from llmops.jobs.tables import jobs
+
+        if job_id is None:
+            return False
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(jobs.c.status, jobs.c.heartbeat_at).where(jobs.c.id == job_id)
+            ).first()
+        if found is None or found.status not in ("queued", "running"):
+            return False
+        return found.heartbeat_at is not None and datetime.now(UTC) - found.heartbeat_at < STALE_AFTER
 
     # -- comparing -------------------------------------------------------------------------------
 

@@ -107,8 +107,10 @@ class JobContext:
         self._service = service
         self._last_write = 0.0
         self._seq = 0
+        self.last: tuple[str, int, int | None] | None = None  # the latest report, written or not
 
     def progress(self, stage: str, done: int, total: int | None) -> None:
+        self.last = (stage, done, total)
         now = time.monotonic()
         if now - self._last_write < WRITE_EVERY:
             return
@@ -180,8 +182,9 @@ class JobService:
         job_id = self.record(kind, params, created_by)
         now = datetime.now(UTC)
         self._set(job_id, status="running", started_at=now, heartbeat_at=now)
+        context = JobContext(self, job_id)
         try:
-            yield JobContext(self, job_id)
+            yield context
         except Cancelled:
             self._end(job_id, "cancelled", error="cancelled on request")
             raise
@@ -191,6 +194,7 @@ class JobService:
         except BaseException as exc:
             self._end(job_id, "failed", error=f"{type(exc).__name__}: {exc}")
             raise
+        self._final_progress(context)
         self._end(job_id, "succeeded")
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -214,7 +218,13 @@ class JobService:
             log.exception("job %s failed", job_id)
             self._end(job_id, "failed", error=f"{type(exc).__name__}: {exc}")
         else:
+            self._final_progress(context)
             self._end(job_id, "succeeded", result=result)
+
+    def _final_progress(self, context: JobContext) -> None:
+        """Reports are written at most every WRITE_EVERY seconds: write the last one as the job ends."""
+        if context.last is not None:
+            self.write_progress(context.job_id, *context.last)
 
     def _end(self, job_id: str, status: str, *, result: Any = None, error: str | None = None) -> None:
         now = datetime.now(UTC)

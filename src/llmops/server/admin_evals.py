@@ -64,10 +64,12 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         dataset: Annotated[
             str | None, Query(max_length=200, pattern=NO_NUL, description="A dataset name.")
         ] = None,
+        status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         """Evaluation runs, newest first, with their summaries."""
-        return {"data": [run.to_dict() for run in evals.list_runs(dataset=dataset, limit=limit)]}
+        found = evals.list_runs(dataset=dataset, status=status, limit=limit)
+        return {"data": [run.to_dict() for run in found]}
 
     @router.get(
         "/api/evals/compare",
@@ -175,6 +177,7 @@ def _running_routes(router: APIRouter, services: Services) -> None:
     async def create_run(principal: Admin, body: RunIn) -> dict[str, Any]:
         """Start a run as a job (its metrics, target and dataset version checked first)."""
         from llmops.datasets.traces_source import selection_from_options
+        from llmops.evals.execution import check_models
         from llmops.evals.scorers.registry import ScorerRegistry
 
         target = Target(
@@ -196,6 +199,7 @@ def _running_routes(router: APIRouter, services: Services) -> None:
             use_cache=body.use_cache,
             limit=body.limit,
         )
+        check_models(target, body.judge_model, services)
         created = await asyncio.to_thread(evals.create_run, request, ScorerRegistry(), author=principal.name)
         return _start(services, created, principal, asyncio.get_running_loop()).to_dict()
 
