@@ -209,3 +209,19 @@ def test_trace_filters(
         (row.get("messages") or [{"content": None}])[0]["content"] for row in service.rows(result.version)
     ]
     assert texts == expected
+
+
+def test_versions_written_at_once_get_distinct_numbers(service: DatasetService) -> None:
+    """Jobs writing versions of one dataset at the same time (found by the schemathesis run on SQLite)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    service.create_version("qa", ROWS, operation="import")
+
+    def write(n: int) -> int:
+        rows = [{"input": f"writer {n} row {i}"} for i in range(50)]
+        return service.create_version("qa", rows, operation="import").version.number
+
+    with ThreadPoolExecutor(4) as pool:
+        numbers = sorted(pool.map(write, range(8)))
+    assert numbers == list(range(2, 10))
+    assert [version.number for version in service.versions("qa")] == list(range(1, 10))

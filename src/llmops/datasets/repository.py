@@ -263,9 +263,10 @@ class DatasetRepository:
         self, name: str, version_id: int, digest: str, count: int, meta: NewVersion, now: datetime
     ) -> WriteResult:
         with self._engine.begin() as connection:
+            # write first: that takes the lock (the row's on Postgres, the database's on SQLite) before the
+            # latest number is read, so two versions finishing at once never get the same number
+            connection.execute(update(datasets).where(datasets.c.name == name).values(updated_at=now))
             query = select(datasets.c.latest_version).where(datasets.c.name == name)
-            if self._postgres:
-                query = query.with_for_update()  # numbers stay unique; SQLite serialises writers anyway
             latest: int = connection.execute(query).scalar_one()
             if latest and self._hash_of(connection, name, latest) == digest:
                 connection.execute(delete(dataset_versions).where(dataset_versions.c.id == version_id))
