@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmops.cli import prompt_tools
-from llmops.cli._common import default_author, fail, readable_errors, store_for
+from llmops.cli._common import default_author, echo_json, fail, readable_errors, store_for
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,14 +38,6 @@ def _console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False)
-
-
-def _json_default(value: Any) -> str:
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, default=_json_default, indent=2, ensure_ascii=False))
 
 
 def _when(value: Any) -> str:
@@ -132,7 +124,7 @@ def list_prompts(
     with readable_errors(), store_for(ctx) as store:
         rows = store.prompts.list_prompts(tag=tag, search=search)
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     table = Table("name", "kind", "latest", "labels", "tags", "updated (UTC)")
     for row in rows:
@@ -158,7 +150,7 @@ def show(
         version = store.prompts.get(reference)
         prompt = store.prompts.prompt(version.name)
     if as_json:
-        _echo_json({**version.as_dict(), "description": prompt["description"], "tags": prompt["tags"] or []})
+        echo_json({**version.as_dict(), "description": prompt["description"], "tags": prompt["tags"] or []})
         return
     _print_version(version, prompt)
 
@@ -212,7 +204,7 @@ def versions(
     with readable_errors(), store_for(ctx) as store:
         found = store.prompts.versions(name)
     if as_json:
-        _echo_json([version.as_dict() for version in found])
+        echo_json([version.as_dict() for version in found])
         return
     table = Table("version", "labels", "sha256", "message", "author", "created (UTC)")
     for version in found:
@@ -242,7 +234,7 @@ def diff(
     with readable_errors(), store_for(ctx) as store:
         result = store.prompts.diff(name, first, second)
     if as_json:
-        _echo_json(result.as_dict())
+        echo_json(result.as_dict())
         return
     console = _console()
     console.print(f"[bold]{escape(name)}[/bold]: v{first} → v{second}")
@@ -269,7 +261,7 @@ def history(
     with readable_errors(), store_for(ctx) as store:
         events = store.prompts.history(name, label)
     if as_json:
-        _echo_json(events)
+        echo_json(events)
         return
     table = Table("when (UTC)", "label", "action", "from", "to", "by")
     for event in events:
@@ -306,7 +298,7 @@ def render(
     with readable_errors(), store_for(ctx) as store:
         version, rendered = store.prompts.render(reference, variables)
     if as_json:
-        _echo_json(
+        echo_json(
             {
                 "name": version.name,
                 "version": version.number,
@@ -351,7 +343,7 @@ def push(
         else:
             results = store.prompts.push_dir(path, author=who)
     if as_json:
-        _echo_json([_push_json(result) for result in results])
+        echo_json([_push_json(result) for result in results])
         return
     for result in results:
         typer.echo(_push_line(result))

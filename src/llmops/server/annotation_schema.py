@@ -18,7 +18,8 @@ from llmops.annotation.schema import (
 )
 from llmops.annotation.service import MAX_ANNOTATORS_PER_ITEM, NAME_PATTERN
 from llmops.server.admin_schema import NO_NUL
-from llmops.server.dataset_schema import JsonNumber, TraceFilterIn, whole_number
+from llmops.server.dataset_schema import JsonNumber, TraceFilterIn
+from llmops.server.prompt_schema import whole_number
 
 # the examples name the queue and item the e2e tests create (tests/e2e/test_annotation_api.py)
 QueuePath = Annotated[

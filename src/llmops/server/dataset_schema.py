@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from llmops.datasets.service import NAME_PATTERN
 from llmops.server.admin_schema import NO_NUL
-from llmops.server.prompt_schema import JsonIn
+from llmops.server.prompt_schema import JsonIn, whole_number
 
 MAX_VERSION = 999_999_999
 MAX_BODY_ROWS = 100_000
@@ -26,12 +26,6 @@ _Long = Annotated[str, Field(max_length=2000, pattern=NO_NUL)]
 _Object = dict[_Text, JsonIn]
 
 
-def whole_number(value: Any) -> Any:
-    """JSON has one number type: 3.0 is the integer 3 (as JSON Schema says); 3.5 and "3" stay refused."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-# strict: a JSON string is not a number or a boolean here ("3", "true" are refused, as the schema says)
 # bounds go before the validator, or pydantic writes them as "ge"/"le" instead of minimum/maximum
 JsonNumber = Annotated[StrictFloat | StrictInt, Field(allow_inf_nan=False)]
 _Bool = StrictBool

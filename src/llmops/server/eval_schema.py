@@ -8,8 +8,8 @@ from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
 from llmops.server.admin_schema import NO_NUL
-from llmops.server.dataset_schema import JsonNumber, TraceFilterIn, whole_number
-from llmops.server.prompt_schema import JsonIn
+from llmops.server.dataset_schema import JsonNumber, TraceFilterIn
+from llmops.server.prompt_schema import JsonIn, whole_number
 
 _Short = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
 _Metric = Annotated[str, Field(min_length=1, max_length=2000, pattern=NO_NUL)]

@@ -73,7 +73,7 @@ class _Closed:
         return declared
 
 
-def _whole(value: Any) -> Any:
+def whole_number(value: Any) -> Any:
     """JSON has one number type: 3.0 is the integer 3 (as JSON Schema says); 3.5 and "3" stay refused."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -115,7 +115,7 @@ _Author = Annotated[
 _Long = Annotated[str, Field(max_length=2000, pattern=NO_NUL)]
 _Short = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
 _Template = Annotated[str, Field(max_length=200_000, pattern=NO_NUL, description="A Jinja2 template.")]
-_Version = Annotated[int, Field(ge=1, le=MAX_VERSION), BeforeValidator(_whole)]
+_Version = Annotated[int, Field(ge=1, le=MAX_VERSION), BeforeValidator(whole_number)]
 # Optional fields: absent or a value, never null (as their schema says).
 _MaybeLong = Annotated[_Long | None, _NOT_NULL]
 _MaybeShort = Annotated[_Short | None, _NOT_NULL]
