@@ -1,0 +1,1 @@
+"""Fine-tuning: base models, LoRA training, evaluation of the result, GGUF export and quantisation."""
