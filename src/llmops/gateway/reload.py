@@ -4,7 +4,9 @@ A valid configuration is built and started aside, takes over the live state of d
 keeps unchanged (breakers, latency), and is swapped in in one assignment: requests under way finish
 on the catalog they started with, which is closed once nothing runs on it any more. An invalid
 configuration raises :class:`ReloadError` with one readable line, and the running one stays.
-Only the models are reloaded; other settings (port, database, ...) need a restart.
+Only the models are reloaded; other settings (port, database, ...) need a restart. ``managed`` lays
+the managed deployments (:mod:`llmops.deployments`) over the configured models on every build, and
+:meth:`ConfigReloader.rebuild` builds again from the same settings when only those changed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 from llmops.gateway.catalog import ModelCatalog, configured_models, default_timeouts
 from llmops.gateway.service import Gateway
+from llmops.model_config import ModelConfig
 from llmops.providers.base import ProviderContext
 from llmops.providers.registry import ProviderConfigError, ProviderRegistry
 from llmops.settings import Settings, SettingsError
@@ -38,15 +41,27 @@ class ConfigReloader:
     load: Callable[[], Settings]  # resolves the settings again, with the server's own arguments
     settings: Settings
     generation: int = 1
+    managed: Callable[[tuple[ModelConfig, ...]], tuple[ModelConfig, ...]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _retiring: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def reload(self) -> ModelCatalog:
+        """Read the settings again and swap in the catalog they (and the managed deployments) give."""
+        return await self._swap(self.load)
+
+    async def rebuild(self) -> ModelCatalog:
+        """Build again from the current settings: the managed deployments changed, the file did not."""
+        return await self._swap(lambda: self.settings)
+
+    async def _swap(self, load: Callable[[], Settings]) -> ModelCatalog:
         async with self._lock:  # two SIGHUPs in a row apply one after the other
             try:
-                settings = await asyncio.to_thread(self.load)
+                settings = await asyncio.to_thread(load)
+                models = configured_models(settings)
+                if self.managed is not None:
+                    models = await asyncio.to_thread(self.managed, models)
                 catalog = ModelCatalog.build(
-                    configured_models(settings),
+                    models,
                     self.registry,
                     self.context,
                     timeouts=default_timeouts(settings),

@@ -206,3 +206,29 @@ class GatewayMetrics:
         registry.add(self.traces_written)
         registry.add(self.traces_dropped)
         registry.add(self.trace_backpressure_waits)
+
+
+class DeploymentMetrics:
+    """Managed deployments: each version's share of its model's traffic, and the transitions made here.
+
+    The traffic share is read from ``traffic`` when scraped (what this server routes by now); the
+    transitions are those this server applied (its controller's and its admin API's), by action.
+    """
+
+    def __init__(
+        self, registry: MetricsRegistry, traffic: Callable[[], Iterable[tuple[LabelValues, float]]]
+    ) -> None:
+        self.traffic = GaugeFamily(
+            "llmops_deployment_traffic_percent",
+            "Share of a managed model's traffic routed to each deployment (a registry version), in percent.",
+            ("model", "deployment"),
+            traffic,
+        )
+        self.transitions = Counter(
+            "llmops_deployment_transitions_total",
+            "Deployment changes applied by this server (deploy, promote, auto-promote, rollback, "
+            "auto-rollback, undeploy), by model and action.",
+            ("model", "action"),
+        )
+        registry.add(self.traffic)
+        registry.add(self.transitions)
