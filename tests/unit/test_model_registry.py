@@ -17,6 +17,7 @@ from llmops.datasets.traces_source import TraceSelection
 from llmops.jobs.service import JobService
 from llmops.registry import (
     ArtefactStore,
+    ArtefactStoreError,
     ChecksumMismatch,
     InvalidModel,
     ModelConflict,
@@ -130,7 +131,9 @@ def test_a_failed_registration_leaves_no_version(
     assert registry.register("m", artefacts={"report": files["report"]}).version == 3  # 2 is never reused
 
 
-def test_names_references_and_inputs_are_checked(registry: RegistryService, files: dict[str, Path]) -> None:
+def test_names_references_and_inputs_are_checked(
+    registry: RegistryService, files: dict[str, Path], tmp_path: Path
+) -> None:
     assert parse_ref("m.v2_x-y") == ("m.v2_x-y", None)
     assert parse_ref("m@12") == ("m", 12)
     assert parse_ref("m@production") == ("m", "production")
@@ -143,12 +146,19 @@ def test_names_references_and_inputs_are_checked(registry: RegistryService, file
         registry.register("m")
     with pytest.raises(InvalidModel, match="no such file or directory"):
         registry.register("m", artefacts={"gguf-f16": files["report"].parent / "missing.gguf"})
+    with pytest.raises(InvalidModel, match="not a regular file or folder: /dev/zero"):
+        registry.register("m", artefacts={"gguf-f16": Path("/dev/zero")})  # its reading would never end
+    with pytest.raises(InvalidModel, match="holds the artefact store"):
+        registry.register("m", artefacts={"merged": tmp_path})  # its copy would copy itself
     with pytest.raises(InvalidModel, match="invalid artefact kind"):
         registry.register("m", artefacts={"GGUF F16": files["report"]})
     with pytest.raises(InvalidModel, match="serving config: provider"):
         registry.register("m", serving={"base_url": "http://x/v1"})
     with pytest.raises(InvalidModel, match="serving config: colour"):
         registry.register("m", serving={"provider": "openai", "colour": "red"})
+    unusable = RegistryService(registry.engine, ArtefactStore("nosuch://bucket"), tmp_path / "cache")
+    with pytest.raises(ArtefactStoreError, match="cannot use the artefact store"):
+        unusable.register("m", artefacts={"report": files["report"]})
     with pytest.raises(DatasetNotFound):
         registry.register("m", serving={"provider": "openai"}, dataset="nowhere@1")
     assert registry.list_models() == []
@@ -252,15 +262,24 @@ def test_serving_configs(registry: RegistryService, files: dict[str, Path], tmp_
         registry.serving_config(adapter_only)
 
 
-def test_a_corrupt_local_artefact_is_refused(registry: RegistryService, files: dict[str, Path]) -> None:
+def test_a_corrupt_local_artefact_is_refused(
+    db: Engine, registry: RegistryService, files: dict[str, Path], tmp_path: Path
+) -> None:
     info = registry.register(
         "m", artefacts={"gguf-q4_k_m": files["gguf-q4_k_m"], "adapter": files["adapter"]}
     )
     assert registry.local_path(info, "adapter").is_dir()
     path = registry.local_path(info, "gguf-q4_k_m")
-    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    original = path.read_bytes()
+    path.write_bytes(original[:-1] + b"!")  # same size: another process, which has not checked it, sees it
+    elsewhere = RegistryService(db, ArtefactStore(tmp_path / "store"), tmp_path / "cache")
+    with pytest.raises(ChecksumMismatch, match="is corrupt"):
+        elsewhere.serving_config(info)
+    path.write_bytes(original + b"!")  # a changed size is noticed by the process that checked it before
     with pytest.raises(ChecksumMismatch, match="is corrupt"):
         registry.serving_config(info)
+    path.write_bytes(original)
+    assert registry.serving_config(info)["params"]["model_path"] == str(path)
     with pytest.raises(ModelNotFound, match="no 'merged' artefact"):
         registry.local_path(info, "merged")
 

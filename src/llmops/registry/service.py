@@ -13,6 +13,7 @@ deletion an alias or a deployment forbids; and the artefact store's own (see :mo
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from collections.abc import Callable, Mapping
@@ -34,6 +35,8 @@ _KIND = re.compile(KIND_PATTERN)
 _REF = re.compile(r"^(?P<name>[^@]+)(?:@(?P<at>[^@]+))?$")
 GGUF_PREFERENCE = ("gguf-q4_k_m", "gguf-q8_0", "gguf-f16")
 RESERVED_ALIASES = frozenset({"latest"})
+
+log = logging.getLogger("llmops.registry")
 
 InUse = Callable[[str], str | None]
 """Given a version's ref (``name@3``), why it may not be deleted (e.g. "deployed as support"), or None."""
@@ -105,6 +108,7 @@ class RegistryService:
         self.cache_dir = cache_dir
         self.in_use = in_use
         self.repository = RegistryRepository(engine)
+        self._checked: dict[tuple[str, str], tuple[int, int]] = {}  # (path, sha256) -> (size, mtime_ns)
         self._datasets = DatasetService(engine)
 
     # -- reading ----------------------------------------------------------------------------------
@@ -181,7 +185,7 @@ class RegistryService:
         fails on the way, the copied files and the pending version are removed.
         """
         check_name(name)
-        local = _check_artefacts(artefacts or {})
+        local = _check_artefacts(artefacts or {}, self.store)
         if serving is not None:
             _check_serving(serving)
         if not local and serving is None:
@@ -205,14 +209,21 @@ class RegistryService:
             stored = [self._put(kind, path, f"{prefix}/{kind}") for kind, path in local.items()]
             self.repository.finish_version(version_id, stored)
         except BaseException:
-            self.store.remove(self.store.uri(prefix))
             self.repository.discard_version(name, version_id)
+            self._remove_files(prefix)
             raise
         if description:
             self.repository.fill_description(name, description)
         found = self.repository.version(name, number)
         assert found is not None
         return found
+
+    def _remove_files(self, prefix: str) -> None:
+        """After a failure: what cannot be removed is logged (the failure is what the caller sees)."""
+        try:
+            self.store.remove(self.store.uri(prefix))
+        except Exception as exc:  # boundary: the original error propagates; this one is only reported
+            log.warning("could not remove %s from the artefact store: %s", prefix, exc)
 
     def _put(self, kind: str, path: Path, key: str) -> Artefact:
         sha256, size = digest_path(path)
@@ -313,7 +324,9 @@ class RegistryService:
             raise ModelNotFound(f"model {info.ref} has no {kind!r} artefact", param="kind")
         if self.store.is_local:
             path = self.store.local_path(artefact.uri)
-            check_local(path, artefact.sha256, artefact.uri)
+            if not self._checked_before(path, artefact):
+                check_local(path, artefact.sha256, artefact.uri)
+                self._remember_checked(path, artefact)
             return path
         folder = self.cache_dir / info.model / str(info.version)
         target = (
@@ -325,6 +338,20 @@ class RegistryService:
         self.store.get(artefact.uri, target, sha256=artefact.sha256)
         marker.write_text(artefact.sha256 + "\n")
         return target
+
+    def _checked_before(self, path: Path, artefact: Artefact) -> bool:
+        """Whether this file was checked already and has not changed since (size and modification time):
+        a multi-gigabyte GGUF is hashed once per process, not at every catalog rebuild."""
+        key = (str(path), artefact.sha256)
+        try:
+            state = path.stat()
+        except OSError:
+            return False
+        return not artefact.is_dir and self._checked.get(key) == (state.st_size, state.st_mtime_ns)
+
+    def _remember_checked(self, path: Path, artefact: Artefact) -> None:
+        state = path.stat()
+        self._checked[(str(path), artefact.sha256)] = (state.st_size, state.st_mtime_ns)
 
     def serving_config(self, info: ModelVersionInfo) -> dict[str, Any]:
         """What the gateway serves for this version: its serving config, else its best GGUF through the
@@ -346,8 +373,14 @@ class RegistryService:
         return version_lineage(self.resolve(ref), self.engine, self._datasets)
 
 
-def _check_artefacts(artefacts: Mapping[str, Path]) -> dict[str, Path]:
+def _check_artefacts(artefacts: Mapping[str, Path], store: ArtefactStore) -> dict[str, Path]:
+    """Kinds well formed; each path a regular file or a folder (never a device, whose reading would not
+    end, nor a folder holding the artefact store, whose copy would copy itself)."""
     checked: dict[str, Path] = {}
+    store_root = None
+    if artefacts:  # reach the store first: one that cannot be used fails before a number is taken
+        root = store.root
+        store_root = store.local_path(root).resolve() if store.is_local else None
     for kind, path in artefacts.items():
         if not _KIND.fullmatch(kind):
             raise InvalidModel(
@@ -358,6 +391,12 @@ def _check_artefacts(artefacts: Mapping[str, Path]) -> dict[str, Path]:
         local = Path(path).expanduser()
         if not local.exists():
             raise InvalidModel(f"artefact {kind}: no such file or directory: {local}", param="artefacts")
+        if not (local.is_file() or local.is_dir()):
+            raise InvalidModel(f"artefact {kind}: not a regular file or folder: {local}", param="artefacts")
+        if store_root is not None and local.is_dir() and store_root.is_relative_to(local.resolve()):
+            raise InvalidModel(
+                f"artefact {kind}: the folder {local} holds the artefact store", param="artefacts"
+            )
         checked[kind] = local
     return checked
 
