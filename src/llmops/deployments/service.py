@@ -195,9 +195,9 @@ class DeploymentService:
         """Which deployment serves registry version ``ref`` (the registry refuses deleting it), if any."""
         for info in self.repository.list_deployments():
             if ref == info.stable:
-                return f"deployment {info.name!r} (stable)"
+                return f"deployed behind {info.name!r} as its stable version"
             if ref == info.canary:
-                return f"deployment {info.name!r} (canary at {info.canary_percent}%)"
+                return f"deployed behind {info.name!r} as the canary at {info.canary_percent}%"
         return None
 
     def window(self, info: DeploymentInfo, now: datetime | None = None) -> Window:

@@ -48,6 +48,8 @@ def test_the_issue_commands(llmops: Callable[..., str]) -> None:
     table = llmops("deploy", "status")
     assert "min_requests: 0 of 20 canary calls" in table
     assert "50%" in llmops("deploy", "promote", "support", "--reason", "fine")
+    refused = llmops("registry", "delete", "support-model@2", "--force", code=1)
+    assert "support-model@2 is in use (deployed behind 'support' as the canary at 50%)" in refused
     assert "rolled_back" in llmops("deploy", "rollback", "support")
     history = json.loads(llmops("deploy", "history", "support", "--json"))
     assert [(event["action"], event["actor"]) for event in history] == [

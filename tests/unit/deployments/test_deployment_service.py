@@ -14,7 +14,7 @@ from llmops.registry import RegistryService
 def test_a_version_deployed_without_canary_is_stable_at_once(deployments: DeploymentService) -> None:
     info = deployments.deploy("support-model@2", name="support", actor="cli:alice")
     assert (info.stable, info.canary, info.status, info.revision) == ("support-model@2", None, "stable", 1)
-    assert deployments.uses("support-model@2") == "deployment 'support' (stable)"
+    assert deployments.uses("support-model@2") == "deployed behind 'support' as its stable version"
     assert deployments.uses("support-model@3") is None
     event = deployments.history("support")[0]
     assert (event.action, event.actor, event.from_state) == ("deploy", "cli:alice", None)
@@ -38,7 +38,7 @@ def test_a_canary_steps_up_to_stable(deployments: DeploymentService) -> None:
         (10, 50, 100),
         "canary",
     )
-    assert deployments.uses("support-model@3") == "deployment 'support' (canary at 10%)"
+    assert deployments.uses("support-model@3") == "deployed behind 'support' as the canary at 10%"
     with pytest.raises(DeploymentConflict, match="has a canary"):
         deployments.deploy("support-model@1", name="support", canary=5)
     half = deployments.promote("support", actor="b")
