@@ -32,9 +32,9 @@ KIND_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 _ALIAS = re.compile(ALIAS_PATTERN)
 _KIND = re.compile(KIND_PATTERN)
+RESERVED_ALIAS = "latest"  # NAME@latest is the newest version
 _REF = re.compile(r"^(?P<name>[^@]+)(?:@(?P<at>[^@]+))?$")
 GGUF_PREFERENCE = ("gguf-q4_k_m", "gguf-q8_0", "gguf-f16")
-RESERVED_ALIASES = frozenset({"latest"})
 
 log = logging.getLogger("llmops.registry")
 
@@ -64,8 +64,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_alias(alias: str) -> str:
-    if not _ALIAS.fullmatch(alias) or alias in RESERVED_ALIASES:
+def check_alias(alias: str, *, new: bool = False) -> str:
+    """A well-formed alias; ``new``: one about to be set, which may not be the reserved ``latest``."""
+    if not _ALIAS.fullmatch(alias) or (new and alias == RESERVED_ALIAS):
         raise InvalidModel(
             f"invalid alias {alias!r}: lower-case letters, digits, '_' and '-', starting with a letter "
             "(at most 64; 'latest' is reserved)",
@@ -251,7 +252,7 @@ class RegistryService:
 
     def set_alias(self, name: str, alias: str, version: int, *, author: str | None = None) -> dict[str, Any]:
         """Point ``alias`` at ``version``; returns the move (from_version, to_version, at, by, changed)."""
-        check_alias(alias)
+        check_alias(alias, new=True)
         self.resolve(f"{check_name(name)}@{version}")
         return self.repository.move_alias(name, alias, version, author=author)
 

@@ -16,7 +16,7 @@ MAX_VERSION = 999_999_999
 _Short = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
 _Long = Annotated[str, Field(max_length=2000, pattern=NO_NUL)]
 _Object = dict[Annotated[str, Field(max_length=200, pattern=NO_NUL)], JsonIn]
-_DatasetRef = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}(@([0-9]{1,9}|latest))?$"
+_DatasetRef = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}(@([1-9][0-9]{0,8}|latest))?$"
 
 # the examples name the model the schemathesis test seeds (tests/e2e/test_schemathesis.py)
 ModelPath = Annotated[
@@ -25,7 +25,7 @@ ModelPath = Annotated[
 VersionPath = Annotated[
     str,
     Path(
-        pattern=r"^([0-9]{1,9}|[a-z][a-z0-9_-]{0,63})$",
+        pattern=r"^([1-9][0-9]{0,8}|[a-z][a-z0-9_-]{0,63})$",
         description="A version number, an alias (production) or latest.",
         examples=["1"],
     ),
@@ -33,7 +33,14 @@ VersionPath = Annotated[
 VersionNumberPath = Annotated[
     int, Path(ge=1, le=MAX_VERSION, description="A version number (1, 2, 3, ...).", examples=[1])
 ]
-AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN, description="An alias, e.g. production.")]
+AliasPath = Annotated[
+    str,
+    Path(
+        pattern=ALIAS_PATTERN,
+        description="An alias, e.g. production ('latest' is reserved).",
+        examples=["production"],
+    ),
+]
 AliasQuery = Annotated[
     str | None, Query(pattern=ALIAS_PATTERN, description="Only this alias's moves.", examples=["production"])
 ]
