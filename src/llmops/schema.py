@@ -6,9 +6,22 @@ whole schema; code that only needs some tables imports their own module.
 
 from llmops.annotation import tables as annotation_tables
 from llmops.datasets import tables as dataset_tables
+from llmops.deployments import tables as deployment_tables
 from llmops.evals import tables as eval_tables
 from llmops.jobs import tables as job_tables
 from llmops.prompts import tables as prompt_tables
+from llmops.registry import tables as registry_tables
 from llmops.store.tables import metadata
+from llmops.training import tables as training_tables
 
-__all__ = ["annotation_tables", "dataset_tables", "eval_tables", "job_tables", "metadata", "prompt_tables"]
+__all__ = [
+    "annotation_tables",
+    "dataset_tables",
+    "deployment_tables",
+    "eval_tables",
+    "job_tables",
+    "metadata",
+    "prompt_tables",
+    "registry_tables",
+    "training_tables",
+]

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from llmops.annotation.service import AnnotationService
 from llmops.datasets.service import DatasetService
+from llmops.deployments import CanaryController, DeploymentService, DeploymentWatcher
 from llmops.evals.service import EvalService
 from llmops.gateway.auth import Authenticator
 from llmops.gateway.cache import ResponseCache
@@ -37,11 +38,20 @@ from llmops.prompts.resolver import PromptResolver
 from llmops.prompts.services import PromptService
 from llmops.providers.base import ProviderContext
 from llmops.providers.registry import ProviderRegistry
+from llmops.registry import ArtefactStore, RegistryService
 from llmops.settings import Settings, load_settings
 from llmops.store import KeyRepository, TraceRepository, open_database, ping
-from llmops.tracing.metrics import GatewayMetrics, Gauge, GaugeFamily, LabelValues, MetricsRegistry
+from llmops.tracing.metrics import (
+    DeploymentMetrics,
+    GatewayMetrics,
+    Gauge,
+    GaugeFamily,
+    LabelValues,
+    MetricsRegistry,
+)
 from llmops.tracing.service import TraceService
 from llmops.tracing.writer import TraceWriter
+from llmops.training.service import FinetuneService
 
 if TYPE_CHECKING:
     from llmops.gateway.cache.semantic import Embedder, SemanticIndex
@@ -64,6 +74,9 @@ class Store:
     jobs: JobService
     evals: EvalService
     annotation: AnnotationService
+    registry: RegistryService
+    finetune: FinetuneService
+    deployments: DeploymentService
 
     def close(self) -> None:
         self.jobs.close()
@@ -77,6 +90,14 @@ def open_store(settings: Settings) -> Store:
     prompt_repository = PromptRepository(engine)
     prompts = PromptService(prompt_repository)
     datasets = DatasetService(engine)
+    registry = RegistryService(
+        engine, ArtefactStore.for_settings(settings), settings.home / "cache" / "artefacts"
+    )
+    evals = EvalService(engine, datasets)
+    deployments = DeploymentService(
+        engine, registry, evals=evals, configured=lambda: [m.name for m in configured_models(settings)]
+    )
+    registry.in_use = deployments.uses  # a version a deployment serves is not deleted
     return Store(
         engine=engine,
         prompts=prompts,
@@ -87,8 +108,11 @@ def open_store(settings: Settings) -> Store:
         traces=TraceService(trace_repository, key_repository),
         datasets=datasets,
         annotation=AnnotationService(engine, datasets),
-        evals=EvalService(engine, datasets),
+        registry=registry,
+        evals=evals,
         jobs=JobService(engine, owner=f"{socket.gethostname()}:{os.getpid()}"),
+        finetune=FinetuneService(engine, datasets, settings.home, registry=registry),
+        deployments=deployments,
     )
 
 
@@ -107,6 +131,9 @@ class Services:
     cache: ResponseCache
     reloader: ConfigReloader
     prompt_resolver: PromptResolver
+    deployment_watcher: DeploymentWatcher
+    canary_controller: CanaryController
+    deployment_metrics: DeploymentMetrics
 
     @property
     def catalog(self) -> ModelCatalog:
@@ -120,6 +147,8 @@ class Services:
         self.authenticator.start()
         await self.prompt_resolver.start()
         await self.catalog.start()
+        self.deployment_watcher.start()
+        self.canary_controller.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         # what exists now (modules, models, settings) lives as long as the process: keep it out of
@@ -156,6 +185,8 @@ class Services:
         await self.writer.drain()
         await self.authenticator.stop()
         await self.prompt_resolver.stop()
+        await self.canary_controller.stop()
+        await self.deployment_watcher.stop()
         await self.reloader.aclose()
         await self.cache.aclose()
         await self.catalog.aclose()
@@ -248,7 +279,8 @@ def build_services(
     store = open_store(settings)
     registry = registry or ProviderRegistry()
     context = ProviderContext(settings=settings)
-    catalog = ModelCatalog.build(configured_models(settings), registry, context)
+    watcher = DeploymentWatcher(store.deployments, poll_seconds=settings.deployment_poll_seconds)
+    catalog = ModelCatalog.build(watcher.overlay(configured_models(settings)), registry, context)
     metrics_registry = MetricsRegistry()
     metrics = GatewayMetrics(metrics_registry)
     writer = TraceWriter(
@@ -281,7 +313,20 @@ def build_services(
     for gauge in _deployment_gauges(gateway):
         metrics_registry.add(gauge)
     reloader = ConfigReloader(
-        gateway, registry, context, reload or (lambda: load_settings(settings.config)), settings
+        gateway,
+        registry,
+        context,
+        reload or (lambda: load_settings(settings.config)),
+        settings,
+        managed=watcher.overlay,
+    )
+    watcher.follow(reloader)
+    deployment_metrics = DeploymentMetrics(metrics_registry, watcher.traffic_samples)
+    controller = CanaryController(
+        store.deployments,
+        check_seconds=settings.deployment_check_seconds,
+        metrics=deployment_metrics,
+        on_change=watcher.check_soon,
     )
     return Services(
         settings=settings,
@@ -295,4 +340,7 @@ def build_services(
         cache=cache,
         reloader=reloader,
         prompt_resolver=prompt_resolver,
+        deployment_watcher=watcher,
+        canary_controller=controller,
+        deployment_metrics=deployment_metrics,
     )

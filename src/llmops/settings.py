@@ -115,6 +115,25 @@ class Settings(BaseSettings):
         default=(),
         description="Python files or modules with @scorer functions, loaded for every evaluation run.",
     )
+    finetune_on_server: bool = Field(
+        default=True,
+        description="Let POST /api/finetune train on this server; turn off on replicas whose CPU is for /v1.",
+    )
+    artefact_store: str | None = Field(
+        default=None,
+        description="Where registered model versions keep their files: a folder, file://, memory:// or "
+        "s3://bucket/prefix (needs s3fs); default <home>/artefacts.",
+    )
+    deployment_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often each replica looks for changed deployments (then rebuilds its models).",
+    )
+    deployment_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often each replica judges running canaries against their guard rules.",
+    )
     models: tuple[ModelConfig, ...] = Field(
         default=(), description="Models served; empty = embedded defaults."
     )

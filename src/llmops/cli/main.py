@@ -8,7 +8,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmops import __version__
-from llmops.cli import annotate, datasets, evals, experiments, keys, models, pii, prompts, traces
+from llmops.cli import (
+    annotate,
+    datasets,
+    deploy,
+    evals,
+    experiments,
+    finetune,
+    keys,
+    models,
+    pii,
+    prompts,
+    registry,
+    traces,
+)
 from llmops.cli._common import GlobalOptions, readable_errors, settings_for
 
 if TYPE_CHECKING:
@@ -31,6 +44,9 @@ app.add_typer(pii.app, name="pii")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(evals.app, name="evals")
 app.add_typer(annotate.app, name="annotate")
+app.add_typer(registry.app, name="registry")
+app.add_typer(finetune.app, name="finetune")
+app.add_typer(deploy.app, name="deploy")
 
 
 def _show_version(value: bool) -> None:

@@ -26,13 +26,16 @@ from llmops.prompts.services import InvalidPrompt, PromptNotFound
 from llmops.server.admin_annotation import annotation_routes
 from llmops.server.admin_auth import Admin
 from llmops.server.admin_datasets import dataset_routes
+from llmops.server.admin_deployments import deployment_routes
 from llmops.server.admin_evals import eval_routes
 from llmops.server.admin_experiments import experiment_routes
+from llmops.server.admin_finetune import finetune_routes
 from llmops.server.admin_gateway import gateway_routes
 from llmops.server.admin_jobs import job_routes
 from llmops.server.admin_pii import pii_routes
 from llmops.server.admin_playground import playground_routes
 from llmops.server.admin_prompts import prompt_routes
+from llmops.server.admin_registry import registry_routes
 from llmops.server.admin_schema import NO_NUL, declare_no_422, error_responses, link
 from llmops.services import Services
 from llmops.tracing.service import (
@@ -269,8 +272,11 @@ def create_admin_app(services: Services) -> FastAPI:
     app.include_router(dataset_routes(services))
     app.include_router(job_routes(services))
     app.include_router(eval_routes(services))
+    app.include_router(finetune_routes(services))
     app.include_router(pii_routes(services))
     app.include_router(annotation_routes(services))
+    app.include_router(registry_routes(services))
+    app.include_router(deployment_routes(services))
     return app
 
 
