@@ -148,6 +148,9 @@ def test_names_references_and_inputs_are_checked(
         registry.register("m", artefacts={"gguf-f16": files["report"].parent / "missing.gguf"})
     with pytest.raises(InvalidModel, match="not a regular file or folder: /dev/zero"):
         registry.register("m", artefacts={"gguf-f16": Path("/dev/zero")})  # its reading would never end
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidModel, match="holds no file"):
+        registry.register("m", artefacts={"adapter": tmp_path / "empty"})
     with pytest.raises(InvalidModel, match="holds the artefact store"):
         registry.register("m", artefacts={"merged": tmp_path})  # its copy would copy itself
     with pytest.raises(InvalidModel, match="invalid artefact kind"):
@@ -244,6 +247,22 @@ def test_deletion_rules(registry: RegistryService, files: dict[str, Path], tmp_p
     assert not (tmp_path / "store" / "m").exists()
     with pytest.raises(ModelNotFound):
         registry.versions("m")
+
+
+def test_moves_and_deletions_check_again_under_the_lock(registry: RegistryService) -> None:
+    """What the service checked may have changed before the write: the repository looks again under the
+    model's lock (as if an alias were set, or the version deleted, in between)."""
+    for _ in range(2):
+        registry.register("m", serving={"provider": "openai"})
+    registry.set_alias("m", "production", 2, author="ann")
+    with pytest.raises(ModelConflict, match="has aliases"):
+        registry.repository.delete_version("m", 2, author="bob", force=False)
+    registry.repository.delete_version("m", 1, author="bob", force=False)
+    with pytest.raises(ModelNotFound, match="no version 1"):
+        registry.repository.move_alias("m", "candidate", 1, author="ann")
+    with pytest.raises(ModelNotFound, match="no version 1"):
+        registry.repository.delete_version("m", 1, author="bob", force=True)
+    assert [(e["action"], e["from_version"]) for e in registry.history("m")] == [("set", None), ("delete", 1)]
 
 
 def test_serving_configs(registry: RegistryService, files: dict[str, Path], tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, NoResultFound
 
+from llmops.registry.errors import ModelNotFound, aliased
 from llmops.registry.tables import model_aliases, model_events, model_versions, registered_models
 
 PENDING = "pending"
@@ -307,7 +308,8 @@ class RegistryRepository:
 
     @staticmethod
     def _lock(connection: Connection, name: str, now: datetime, *, bump: bool = False) -> int:
-        """Write the model's row (taking its lock) and return its last number (after the bump)."""
+        """Write the model's row (taking its lock) and return its last number (after the bump);
+        :class:`NoResultFound` when the model is gone."""
         values: dict[str, Any] = {"updated_at": now}
         if bump:
             values["last_number"] = registered_models.c.last_number + 1
@@ -316,6 +318,22 @@ class RegistryRepository:
             select(registered_models.c.last_number).where(registered_models.c.name == name)
         ).scalar_one()
         return int(number)
+
+    def _lock_version(self, connection: Connection, name: str, number: int, now: datetime) -> None:
+        """Take the model's lock, then make sure the version is still there (a deletion may have won)."""
+        try:
+            self._lock(connection, name, now)
+        except NoResultFound:
+            raise ModelNotFound(f"no model named {name!r}", param="name") from None
+        found = connection.execute(
+            select(model_versions.c.id).where(
+                model_versions.c.model == name,
+                model_versions.c.number == number,
+                model_versions.c.status == READY,
+            )
+        ).first()
+        if found is None:
+            raise ModelNotFound(f"model {name!r} has no version {number}", param="version")
 
     def finish_version(self, version_id: int, artefacts: Sequence[Artefact]) -> None:
         with self._engine.begin() as connection:
@@ -356,9 +374,14 @@ class RegistryRepository:
         (``changed`` False, and nothing recorded, when it already points there)."""
         now = _now()
         with self._engine.begin() as connection:
-            self._lock(connection, name, now)
+            if version is None:
+                self._lock(connection, name, now)
+            else:
+                self._lock_version(connection, name, version, now)
             where = (model_aliases.c.model == name) & (model_aliases.c.alias == alias)
             current = connection.execute(select(model_aliases.c.version).where(where)).scalar()
+            if version is None and current is None:
+                raise ModelNotFound(f"model {name!r} has no alias {alias!r}", param="alias")
             if current == version:
                 return {
                     "model": name,
@@ -421,14 +444,17 @@ class RegistryRepository:
             "by": author,
         }
 
-    def delete_version(self, name: str, number: int, *, author: str | None) -> list[str]:
-        """Delete a version, removing (and recording) the aliases on it; returns those aliases."""
+    def delete_version(self, name: str, number: int, *, author: str | None, force: bool) -> list[str]:
+        """Delete a version and, with ``force``, the aliases on it (recorded); returns those aliases.
+        Checked under the lock: an alias set since the caller looked still refuses the deletion."""
         now = _now()
         with self._engine.begin() as connection:
-            self._lock(connection, name, now)
+            self._lock_version(connection, name, number, now)
             removed = [
                 alias for alias, version in self._aliases_of(connection, name).items() if version == number
             ]
+            if removed and not force:
+                raise aliased(f"{name}@{number}", removed)
             for alias in removed:
                 connection.execute(
                     delete(model_aliases).where(model_aliases.c.model == name, model_aliases.c.alias == alias)

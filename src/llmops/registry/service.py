@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from llmops.errors import ConflictError, NotFoundError, UserError
 from llmops.registry.artefacts import ArtefactStore, check_local, digest_path
+from llmops.registry.errors import InvalidModel, ModelConflict, ModelNotFound, aliased
 from llmops.registry.repository import Artefact, ModelVersionInfo, NewVersion, RegistryRepository
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -40,18 +40,6 @@ log = logging.getLogger("llmops.registry")
 
 InUse = Callable[[str], str | None]
 """Given a version's ref (``name@3``), why it may not be deleted (e.g. "deployed as support"), or None."""
-
-
-class InvalidModel(UserError):
-    """A bad model name, reference, alias, artefact or serving config."""
-
-
-class ModelNotFound(NotFoundError):
-    """No model of that name, or no such version or alias."""
-
-
-class ModelConflict(ConflictError):
-    """The change conflicts with the registry's state (an alias or a deployment uses the version)."""
 
 
 def check_name(name: str) -> str:
@@ -288,7 +276,7 @@ class RegistryService:
         alias points at it unless ``force`` (which removes those aliases, recorded)."""
         info = self.resolve(f"{check_name(name)}@{version}")
         self._check_unused(info, in_use or self.in_use, force)
-        self.repository.delete_version(name, version, author=author)
+        self.repository.delete_version(name, version, author=author, force=force)
         self.store.remove(self.store.uri(f"{name}/{version}"))
         shutil.rmtree(self.cache_dir / name / str(version), ignore_errors=True)
 
@@ -310,10 +298,7 @@ class RegistryService:
         if reason:
             raise ModelConflict(f"{info.ref} is in use ({reason}): undeploy it first", param="version")
         if info.aliases and not force:
-            names = ", ".join(info.aliases)
-            raise ModelConflict(
-                f"{info.ref} has aliases ({names}): move them first, or force the deletion", param="version"
-            )
+            raise aliased(info.ref, info.aliases)
 
     # -- serving ----------------------------------------------------------------------------------------
 
@@ -394,6 +379,8 @@ def _check_artefacts(artefacts: Mapping[str, Path], store: ArtefactStore) -> dic
             raise InvalidModel(f"artefact {kind}: no such file or directory: {local}", param="artefacts")
         if not (local.is_file() or local.is_dir()):
             raise InvalidModel(f"artefact {kind}: not a regular file or folder: {local}", param="artefacts")
+        if local.is_dir() and not any(path.is_file() for path in local.rglob("*")):
+            raise InvalidModel(f"artefact {kind}: the folder {local} holds no file", param="artefacts")
         if store_root is not None and local.is_dir() and store_root.is_relative_to(local.resolve()):
             raise InvalidModel(
                 f"artefact {kind}: the folder {local} holds the artefact store", param="artefacts"
