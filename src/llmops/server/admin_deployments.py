@@ -32,6 +32,8 @@ _NO_CANARY = {409: "No canary is running, or the deployment changed meanwhile."}
 _LINKS = {
     "GetDeployment": link("get_deployment", name="$response.body#/name"),
     "GetDeploymentHistory": link("get_deployment_history", name="$response.body#/name"),
+    "PromoteDeployment": link("promote_deployment", name="$response.body#/name"),
+    "RollbackDeployment": link("rollback_deployment", name="$response.body#/name"),
 }
 
 

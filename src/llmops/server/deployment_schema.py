@@ -5,17 +5,27 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from llmops.deployments.service import NAME_PATTERN
 from llmops.server.admin_schema import NO_NUL
-from llmops.server.dataset_schema import JsonNumber
 from llmops.server.prompt_schema import whole_number
 
 _Run = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
 _Percent = Annotated[StrictInt, Field(ge=1, le=100), BeforeValidator(whole_number)]
-_Seconds = Annotated[JsonNumber, Field(gt=0, le=86_400)]
-_Rate = Annotated[JsonNumber, Field(ge=0, le=1)]
+# JSON numbers with their bounds on each member, so that the schema states them (minimum, maximum)
+_Seconds = (
+    Annotated[StrictFloat, Field(gt=0, le=86_400, allow_inf_nan=False)]
+    | Annotated[StrictInt, Field(gt=0, le=86_400)]
+)
+_Rate = (
+    Annotated[StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)] | Annotated[StrictInt, Field(ge=0, le=1)]
+)
+_Milliseconds = (
+    Annotated[StrictFloat, Field(ge=1, le=3_600_000, allow_inf_nan=False)]
+    | Annotated[StrictInt, Field(ge=1, le=3_600_000)]
+)
+_Drop = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)] | Annotated[StrictInt, Field(ge=0)]
 
 DeploymentPath = Annotated[
     str,
@@ -32,7 +42,7 @@ class EvalGateIn(BaseModel):
     candidate: _Run = Field(description="The candidate run; the canary holds until it has finished.")
     metrics: dict[
         Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)],
-        Annotated[JsonNumber, Field(ge=0)],
+        _Drop,
     ] = Field(min_length=1, max_length=50, description="Allowed drop per metric.")
 
 
@@ -42,7 +52,7 @@ class GuardsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_error_rate: _Rate | None = Field(0.05, description="Largest share of failed canary calls (5xx).")
-    max_p95_ms: Annotated[JsonNumber, Field(ge=1)] | None = Field(None, description="Largest canary p95.")
+    max_p95_ms: _Milliseconds | None = Field(None, description="Largest canary p95 latency in ms.")
     max_thumbs_down_rate: _Rate | None = Field(None, description="Largest thumbs-down share.")
     min_requests: Annotated[StrictInt, Field(ge=1, le=1_000_000), BeforeValidator(whole_number)] = Field(
         20, description="Below this many canary calls in the window nothing is decided."
