@@ -148,6 +148,8 @@ def test_names_references_and_inputs_are_checked(
         registry.register("m", artefacts={"gguf-f16": files["report"].parent / "missing.gguf"})
     with pytest.raises(InvalidModel, match="not a regular file or folder: /dev/zero"):
         registry.register("m", artefacts={"gguf-f16": Path("/dev/zero")})  # its reading would never end
+    with pytest.raises(InvalidModel, match="cannot read /proc/self/mem: Input/output error"):
+        registry.register("m", artefacts={"report": Path("/proc/self/mem")})  # a file whose reading fails
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidModel, match="holds no file"):
         registry.register("m", artefacts={"adapter": tmp_path / "empty"})

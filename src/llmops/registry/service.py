@@ -192,10 +192,13 @@ class RegistryService:
             serving=serving,
             author=author,
         )
+        digests = {kind: self._digest(kind, path) for kind, path in local.items()}  # before a number is taken
         version_id, number = self.repository.reserve_version(name, meta)
         prefix = f"{name}/{number}"
         try:
-            stored = [self._put(kind, path, f"{prefix}/{kind}") for kind, path in local.items()]
+            stored = [
+                self._put(kind, path, digests[kind], f"{prefix}/{kind}") for kind, path in local.items()
+            ]
             self.repository.finish_version(version_id, stored)
         except BaseException:
             self.repository.discard_version(name, version_id)
@@ -214,11 +217,19 @@ class RegistryService:
         except Exception as exc:  # boundary: the original error propagates; this one is only reported
             log.warning("could not remove %s from the artefact store: %s", prefix, exc)
 
-    def _put(self, kind: str, path: Path, key: str) -> Artefact:
-        sha256, size = digest_path(path)
+    @staticmethod
+    def _digest(kind: str, path: Path) -> tuple[str, int]:
+        try:
+            return digest_path(path)
+        except OSError as exc:  # the caller's file, not the store: a mistake to report, not a crash
+            raise InvalidModel(
+                f"artefact {kind}: cannot read {path}: {exc.strerror or exc}", param="artefacts"
+            ) from exc
+
+    def _put(self, kind: str, path: Path, digest: tuple[str, int], key: str) -> Artefact:
         is_dir = path.is_dir()
         uri = self.store.put(path, key if is_dir else f"{key}/{path.name}")
-        return Artefact(kind=kind, uri=uri, sha256=sha256, bytes=size, is_dir=is_dir)
+        return Artefact(kind=kind, uri=uri, sha256=digest[0], bytes=digest[1], is_dir=is_dir)
 
     def _dataset_of(self, dataset: str | None, number: int | None) -> tuple[str | None, int | None]:
         """The dataset version recorded (``NAME@N`` accepted; its latest when no number): it must exist."""
