@@ -64,7 +64,11 @@ class DeploymentWatcher(BackgroundLoop):
         signature = await asyncio.to_thread(self.service.signature)
         if signature == self._applied or self._reloader is None:
             return False
-        await self._reloader.rebuild()
+        try:
+            await self._reloader.rebuild()
+        except BaseException:
+            self._applied = None  # not applied: try again at the next poll
+            raise
         return True
 
     async def _run(self) -> None:
