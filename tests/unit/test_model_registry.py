@@ -5,6 +5,7 @@ serving configs and lineage back to the traces a dataset was built from."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -318,8 +319,12 @@ def test_a_remote_store_is_downloaded_once_into_the_cache(
     path = Path(registry.serving_config(info)["params"]["model_path"])
     assert path == tmp_path / "cache" / "m" / "1" / "gguf-q4_k_m" / "model-q4_k_m.gguf"
     assert path.read_bytes() == files["gguf-q4_k_m"].read_bytes()
-    adapter = registry.local_path(info, "adapter")
+    with ThreadPoolExecutor(4) as pool:  # callers at once: each gets the complete, checked copy
+        adapters = list(pool.map(lambda _: registry.local_path(info, "adapter"), range(4)))
+    adapter = adapters[0]
+    assert set(adapters) == {tmp_path / "cache" / "m" / "1" / "adapter"}
     assert digest_path(adapter)[0] == digest_path(files["adapter"])[0]
+    assert [item.name for item in adapter.parent.iterdir() if item.name.startswith(".")] == []
     stored = info.artefact("gguf-q4_k_m")
     assert stored is not None
     store.fs.pipe_file(store.fs._strip_protocol(stored.uri), b"tampered")  # the cached copy is still served

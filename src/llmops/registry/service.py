@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ class RegistryService:
         self.in_use = in_use
         self.repository = RegistryRepository(engine)
         self._checked: dict[tuple[str, str], tuple[int, int]] = {}  # (path, sha256) -> (size, mtime_ns)
+        self._downloading = threading.Lock()
         self._datasets = DatasetService(engine)
 
     # -- reading ----------------------------------------------------------------------------------
@@ -330,10 +332,12 @@ class RegistryService:
             folder / kind if artefact.is_dir else folder / kind / artefact.uri.rstrip("/").rsplit("/", 1)[-1]
         )
         marker = folder / f"{kind}.sha256"
-        if target.exists() and marker.is_file() and marker.read_text().strip() == artefact.sha256:
-            return target
-        self.store.get(artefact.uri, target, sha256=artefact.sha256)
-        marker.write_text(artefact.sha256 + "\n")
+        with self._downloading:  # one download at a time: a second caller finds the first one's copy
+            if target.exists() and marker.is_file() and marker.read_text().strip() == artefact.sha256:
+                return target
+            marker.unlink(missing_ok=True)
+            self.store.get(artefact.uri, target, sha256=artefact.sha256)
+            marker.write_text(artefact.sha256 + "\n")
         return target
 
     def _checked_before(self, path: Path, artefact: Artefact) -> bool:
