@@ -236,6 +236,8 @@ class _Run:
     # --- training -------------------------------------------------------------------------------
 
     def train(self, on_step: Callable[[StepReport], None]) -> None:
+        for stale in (self.workdir / CHECKPOINTS).glob(".step-*.partial"):  # left by a crash mid-save
+            shutil.rmtree(stale, ignore_errors=True)
         self.model.train()
         interval = self.params.evaluation_interval(self.total_steps)
         while self.step < self.total_steps:

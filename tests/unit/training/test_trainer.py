@@ -204,3 +204,27 @@ def test_the_tuned_model_scores_lower_than_its_base(
     assert contains["base"] == 0.0
     assert contains["tuned"] is not None
     assert contains["difference"] == contains["tuned"]
+
+
+def test_gradient_accumulation_trains_as_the_larger_batch_would(base: BaseModel, tmp_path: Path) -> None:
+    """Two batches of 2 accumulated make the same steps as one batch of 4 (the loss is weighted by
+    answer tokens over the whole step; without length grouping both see the same examples per step)."""
+    losses = {}
+    for batch_size, accumulation in ((4, 1), (2, 2)):
+        recorder = Recorder()
+        params = replace(
+            PARAMS, max_steps=2, batch_size=batch_size, gradient_accumulation=accumulation, dropout=0.0
+        )
+        train_lora(
+            base,
+            TRAIN,
+            VALIDATION[:1],
+            params,
+            tmp_path / f"{batch_size}x{accumulation}",
+            on_step=recorder.step,
+            threads=THREADS,
+            group_by_length=False,
+        )
+        losses[accumulation] = [report.train_loss for report in recorder.reports]
+    assert losses[2] == pytest.approx(losses[1], abs=1e-5)
+    assert losses[1][1] < losses[1][0]
