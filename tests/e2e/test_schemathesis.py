@@ -34,7 +34,7 @@ from llmops.tracing.service import FeedbackInput
 # A deeper run: LLMOPS_TEST_SCHEMATHESIS_EXAMPLES=300 LLMOPS_TEST_SCHEMATHESIS_SEED=<any>.
 EXAMPLES = int(os.environ.get("LLMOPS_TEST_SCHEMATHESIS_EXAMPLES", "30"))
 SEED = int(os.environ.get("LLMOPS_TEST_SCHEMATHESIS_SEED", "20260501"))
-RUN_TIMEOUT = 240  # seconds; the run takes well under a minute per backend
+RUN_TIMEOUT = 480  # seconds; the run takes two to three minutes per backend
 PHASES = ("coverage", "fuzzing", "stateful")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MIN_LINKS_DECLARED = 24
@@ -50,11 +50,14 @@ def api_server(tmp_path: Path, database_url: str) -> Iterator[Server]:
         models=[{"name": "echo", "provider": "echo"}],
         keys={"admin": "admin"},
         database_url=database_url,
+        env={"LLMOPS_FINETUNE_ON_SERVER": "false"},  # generated runs would train for the whole test
     )
     try:
         _record_traces(server)
         _seed_experiments(server)
         (tmp_path / "item_id").write_text(_seed_datasets(server))
+        _seed_registry(server)
+        _seed_finetune(server)
         yield server
     finally:
         server.stop()
@@ -138,6 +141,44 @@ def _seed_datasets(server: Server) -> str:
         store.close()
 
 
+def _seed_registry(server: Server) -> None:
+    """The model the examples of /api/registry name (support-model@1, which the alias production names),
+    and the models the run's deletions are pinned to, so that the others keep something to read."""
+    store = open_store(load_settings(database_url=server.database_url, home=server.home))
+    try:
+        for name in ("support-model", "support-model", "scratch-model", "scratch-versions"):
+            store.registry.register(name, serving={"provider": "echo"}, author="admin")
+        store.registry.set_alias("support-model", "production", 1, author="admin")
+    finally:
+        store.close()
+
+
+def _seed_finetune(server: Server) -> None:
+    """A finished fine-tuning run named as the examples of /api/finetune name it (support-lora), its
+    figures as a run writes them (the server does not train here: finetune_on_server is off)."""
+    from llmops.training.params import LoraParams
+    from llmops.training.service import FinetuneRequest
+
+    store = open_store(load_settings(database_url=server.database_url, home=server.home))
+    try:
+        request = FinetuneRequest(
+            base="smollm2", params=LoraParams(max_steps=2), dataset="support-qa@1", name="support-lora"
+        )
+        run = store.finetune.create(request, author="admin")
+        curves = [
+            {"step": 1, "train_loss": 2.5, "val_loss": 2.6},
+            {"step": 2, "train_loss": 2.1, "val_loss": 2.2},
+        ]
+        store.finetune.repository.update(
+            run.id,
+            status="succeeded",
+            progress={"stage": "done", "step": 2, "total_steps": 2, "train_loss": 2.1, "val_loss": 2.2},
+            curves=curves,
+        )
+    finally:
+        store.close()
+
+
 def _seed_eval_runs(store: Store) -> None:
     """Two finished runs over support-qa@1, named as the examples of /api/evals name them."""
     import asyncio
@@ -168,6 +209,12 @@ def _config(workdir: Path, item_id: str) -> Path:
         "\n[[operations]]\n"
         'include-operation-id = ["resume_eval_run"]\n'
         'parameters = { "path.run" = "baseline" }\n'
+        "\n[[operations]]\n"
+        'include-operation-id = ["delete_registered_model"]\n'
+        'parameters = { "path.name" = "scratch-model" }\n'
+        "\n[[operations]]\n"
+        'include-operation-id = ["delete_model_version"]\n'
+        'parameters = { "path.name" = "scratch-versions" }\n'
     )
     config.write_text(f"generation.max-examples = {EXAMPLES}\n" + CONFIG.read_text() + pinned)
     return config
