@@ -91,14 +91,15 @@ def architecture_of(hf_dir: Path) -> str:
     return str(config.get("model_type", "unknown")) if isinstance(config, dict) else "unknown"
 
 
-def gguf_metadata_string(gguf_path: Path, key: str) -> str | None:
-    """A string from a GGUF file's metadata (``tokenizer.chat_template``, ``tokenizer.ggml.pre``), if set."""
+def gguf_metadata_strings(gguf_path: Path, *keys: str) -> dict[str, str]:
+    """The string values a GGUF file's metadata holds for ``keys`` (e.g. ``tokenizer.chat_template``)."""
     try:
         from gguf import GGUFReader
     except ImportError as error:
         raise UserError(TRAIN_EXTRA_HINT) from error
-    field = GGUFReader(gguf_path).get_field(key)
-    return None if field is None else str(field.contents())
+    reader = GGUFReader(gguf_path)
+    fields = {key: reader.get_field(key) for key in keys}
+    return {key: str(field.contents()) for key, field in fields.items() if field is not None}
 
 
 def _looks_like_path(text: str) -> bool:
@@ -160,9 +161,10 @@ def _convert(gguf_path: Path, out: Path) -> None:
     except ImportError as error:
         raise UserError(TRAIN_EXTRA_HINT) from error
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    metadata = gguf_metadata_strings(gguf_path, "tokenizer.chat_template", "tokenizer.ggml.pre")
     if not tokenizer.chat_template:
-        tokenizer.chat_template = gguf_metadata_string(gguf_path, "tokenizer.chat_template")
-    if gguf_metadata_string(gguf_path, "tokenizer.ggml.pre") == "smollm":
+        tokenizer.chat_template = metadata.get("tokenizer.chat_template")
+    if metadata.get("tokenizer.ggml.pre") == "smollm":
         tokenizer.backend_tokenizer.pre_tokenizer = _smollm_pre_tokenizer()
     model = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent,
