@@ -6,9 +6,10 @@ so a "Q4_K_M" file of a small model is partly Q5_0/Q8_0: the report measures siz
 
 The report, per level: file size and SHA-256; load time; decode speed (greedy generation of
 ``max_tokens`` tokens after a warm-up: the tokens after the first divided by the time since the first,
-so prompt processing is left out); perplexity over validation texts, each truncated to the report's
-context of 512 tokens, scoring every token after the first from llama.cpp's logits over the tokens
-before it, pooled over all texts (exp of the mean negative log-likelihood per scored token).
+so prompt processing is left out; the best of a few runs, taken in turns across levels); perplexity
+over validation texts, each truncated to the report's context of 512 tokens, scoring every token after
+the first from llama.cpp's logits over the tokens before it, pooled over all texts (exp of the mean
+negative log-likelihood per scored token).
 
 Errors: :class:`~llmops.errors.UserError` for an unknown level, a missing input file, a quantisation
 llama.cpp refuses, or a missing ``local`` extra (llama-cpp-python).
@@ -24,7 +25,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -104,14 +105,37 @@ def quantization_report(
     speed_runs: int = 3,
     progress: Progress | None = None,
 ) -> list[QuantReport]:
-    """Measure each level's file (``{"f16": path, "q4_k_m": path}``), one after another."""
+    """Measure each level's file (``{"f16": path, "q4_k_m": path}``).
+
+    All files are loaded at once and the speed runs take turns across levels, so a busy spell on the
+    machine slows every level alike instead of whichever was being measured.
+    """
     if max_tokens < 2:
         raise UserError("the speed measurement needs max_tokens of at least 2", param="max_tokens")
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        raise UserError(f"GGUF file {missing[0]} does not exist", param="model")
     report = progress or no_progress
-    results: list[QuantReport] = []
-    for done, (level, path) in enumerate(paths.items()):
-        report("quantisation report", done, len(paths))
-        results.append(_measure(level, path, texts, max_tokens, threads, speed_runs))
+    with ExitStack() as stack:
+        loaded = {level: _load(path, threads, stack) for level, path in paths.items()}
+        speeds = _decode_speeds({level: llm for level, (llm, _) in loaded.items()}, max_tokens, speed_runs)
+        results: list[QuantReport] = []
+        for done, (level, path) in enumerate(paths.items()):
+            report("quantisation report", done, len(paths))
+            llm, load_seconds = loaded[level]
+            perplexity, scored = _perplexity(llm, texts)
+            results.append(
+                QuantReport(
+                    level=level,
+                    path=path,
+                    bytes=path.stat().st_size,
+                    sha256=file_sha256(path),
+                    load_seconds=load_seconds,
+                    tokens_per_second=speeds[level],
+                    perplexity=perplexity,
+                    scored_tokens=scored,
+                )
+            )
     report("quantisation report", len(paths), len(paths))
     return results
 
@@ -121,43 +145,32 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
-def _measure(
-    level: str, path: Path, texts: Sequence[str], max_tokens: int, threads: int, speed_runs: int
-) -> QuantReport:
-    if not path.is_file():
-        raise UserError(f"GGUF file {path} does not exist", param="model")
+def _load(path: Path, threads: int, stack: ExitStack) -> tuple[Any, float]:
+    """A llama.cpp model that keeps every position's logits, closed with ``stack``; its load time."""
     llama_cpp = _llama_cpp()
     started = time.perf_counter()
     llm = llama_cpp.Llama(str(path), n_ctx=REPORT_CONTEXT, n_threads=threads, logits_all=True, verbose=False)
     load_seconds = time.perf_counter() - started
-    try:
-        speed = _decode_speed(llm, max_tokens, speed_runs)
-        perplexity, scored = _perplexity(llm, texts)
-    finally:
-        llm.close()
-    return QuantReport(
-        level=level,
-        path=path,
-        bytes=path.stat().st_size,
-        sha256=file_sha256(path),
-        load_seconds=load_seconds,
-        tokens_per_second=speed,
-        perplexity=perplexity,
-        scored_tokens=scored,
-    )
+    stack.callback(llm.close)
+    return llm, load_seconds
 
 
-def _decode_speed(llm: Any, max_tokens: int, runs: int) -> float:
-    """Greedy decode tokens per second, from the first generated token to the last: the best of
-    ``runs`` runs, since other work on the machine can only slow a run down."""
-    prompt = llm.tokenize(SPEED_PROMPT.encode())
-    if len(prompt) + max_tokens >= REPORT_CONTEXT:
+def _decode_speeds(models: Mapping[str, Any], max_tokens: int, runs: int) -> dict[str, float]:
+    """Greedy decode tokens per second per level, from the first generated token to the last: the best
+    of ``runs`` turns, since other work on the machine can only slow a run down."""
+    prompts = {level: llm.tokenize(SPEED_PROMPT.encode()) for level, llm in models.items()}
+    if any(len(prompt) + max_tokens >= REPORT_CONTEXT for prompt in prompts.values()):
         raise UserError(
             f"max_tokens must leave room in the {REPORT_CONTEXT}-token context", param="max_tokens"
         )
-    _greedy_timestamps(llm, prompt, WARM_UP_TOKENS)
-    timings = [_greedy_timestamps(llm, prompt, max_tokens) for _ in range(max(runs, 1))]
-    return max((len(stamps) - 1) / (stamps[-1] - stamps[0]) for stamps in timings)
+    for level, llm in models.items():
+        _greedy_timestamps(llm, prompts[level], WARM_UP_TOKENS)
+    best = dict.fromkeys(models, 0.0)
+    for _ in range(max(runs, 1)):
+        for level, llm in models.items():
+            stamps = _greedy_timestamps(llm, prompts[level], max_tokens)
+            best[level] = max(best[level], (len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    return best
 
 
 def _greedy_timestamps(llm: Any, prompt: list[int], count: int) -> list[float]:
