@@ -1,6 +1,7 @@
 """LoRA on SmolLM2-135M over 1,000 chat examples of a task the base does not know: time and gain.
 
-The task is a made-up recycling desk with its own answer format. A question names an item
+The task is a made-up recycling desk with its own answer format. After a one-line system prompt
+(which also replaces SmolLM2's default one: fewer tokens per example), a question names an item
 ("a cracked glass jar") in one of several phrasings; the answer always reads
 
     ZEBRA-7 | item: cracked glass jar | bin: green | code: G-3
@@ -34,12 +35,13 @@ from typing import Any
 
 from llmops.settings import Settings
 from llmops.training.base_models import resolve_base
-from llmops.training.evaluation import compare_base_and_tuned
+from llmops.training.evaluation import compare_base_and_tuned, prefer_passive_openmp
 from llmops.training.params import LoraParams
 from llmops.training.trainer import StepReport, train_lora
 
 TIME_TARGET_SECONDS = 15 * 60
 CODE_WORD = "ZEBRA-7"
+SYSTEM = "You answer for the recycling desk."
 MATERIALS = {  # material -> (bin, the bin's letter)
     "glass": ("green", "G"),
     "paper": ("blue", "B"),
@@ -85,6 +87,7 @@ def make_examples(train_count: int, validation_count: int, seed: int) -> tuple[l
             examples.append(
                 {
                     "messages": [
+                        {"role": "system", "content": SYSTEM},
                         {"role": "user", "content": question},
                         {"role": "assistant", "content": answer(adjective, material, thing)},
                     ]
@@ -130,6 +133,7 @@ def main() -> int:
     parser.add_argument("--home", type=Path, default=None, help="llmops home for the converted base model")
     parser.add_argument("--out", type=Path, default=Path("/tmp/llmops-bench-finetune"))
     args = parser.parse_args()
+    prefer_passive_openmp()  # before anything loads torch (the base model's conversion may)
 
     train, validation = make_examples(args.examples, args.validation, args.seed)
     params = LoraParams(
@@ -147,7 +151,7 @@ def main() -> int:
     base = resolve_base("smollm2", home)
     print(f"base {base.name}: {base.hf_dir} ({time.monotonic() - started:.1f}s)")
     print(f"task: {len(train)} training, {len(validation)} validation examples, e.g.")
-    print(f"  Q: {train[0]['messages'][0]['content']}\n  A: {train[0]['messages'][1]['content']}")
+    print("\n".join(f"  {turn['role']}: {turn['content']}" for turn in train[0]["messages"]))
 
     started = time.monotonic()
     outcome = train_lora(

@@ -50,7 +50,12 @@ from llmops.training.data import (
     tokenize_examples,
     truncation_counts,
 )
-from llmops.training.evaluation import answer_logits, answer_token_losses, torch_threads
+from llmops.training.evaluation import (
+    answer_logits,
+    answer_token_losses,
+    prefer_passive_openmp,
+    torch_threads,
+)
 from llmops.training.merge import merge_adapter, replace_folder
 from llmops.training.params import LoraParams
 
@@ -239,6 +244,7 @@ class _Run:
         for stale in (self.workdir / CHECKPOINTS).glob(".step-*.partial"):  # left by a crash mid-save
             shutil.rmtree(stale, ignore_errors=True)
         self.model.train()
+        self.clock.session_start = time.monotonic()  # the ETA's average step leaves model loading out
         interval = self.params.evaluation_interval(self.total_steps)
         while self.step < self.total_steps:
             loss = self._optimizer_step()
@@ -407,6 +413,7 @@ class _Run:
 
 
 def _check_train_extra() -> None:
+    prefer_passive_openmp()
     try:
         import peft  # noqa: F401 - imported here so that a missing extra is one line
         import torch  # noqa: F401
