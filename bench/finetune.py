@@ -35,7 +35,7 @@ from typing import Any
 
 from llmops.settings import Settings
 from llmops.training.base_models import resolve_base
-from llmops.training.evaluation import compare_base_and_tuned, prefer_passive_openmp
+from llmops.training.evaluation import compare_base_and_tuned, limit_openmp_spinning
 from llmops.training.params import LoraParams
 from llmops.training.trainer import StepReport, train_lora
 
@@ -133,7 +133,7 @@ def main() -> int:
     parser.add_argument("--home", type=Path, default=None, help="llmops home for the converted base model")
     parser.add_argument("--out", type=Path, default=Path("/tmp/llmops-bench-finetune"))
     args = parser.parse_args()
-    prefer_passive_openmp()  # before anything loads torch (the base model's conversion may)
+    limit_openmp_spinning()  # before anything loads torch (the base model's conversion may)
 
     train, validation = make_examples(args.examples, args.validation, args.seed)
     params = LoraParams(

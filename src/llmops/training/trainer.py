@@ -53,7 +53,7 @@ from llmops.training.data import (
 from llmops.training.evaluation import (
     answer_logits,
     answer_token_losses,
-    prefer_passive_openmp,
+    limit_openmp_spinning,
     torch_threads,
 )
 from llmops.training.merge import merge_adapter, replace_folder
@@ -413,7 +413,7 @@ class _Run:
 
 
 def _check_train_extra() -> None:
-    prefer_passive_openmp()
+    limit_openmp_spinning()
     try:
         import peft  # noqa: F401 - imported here so that a missing extra is one line
         import torch  # noqa: F401
