@@ -281,6 +281,7 @@ class FinetuneService:
         except ImportError as exc:  # the train extra is missing
             raise UserError(_TRAIN_EXTRA) from exc
 
+        _quiet_transformers()
         workdir = Path(run.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         params = LoraParams.from_dict(run.params)
@@ -530,6 +531,18 @@ class FinetuneService:
 
         run = self.repository.get(reference)
         return loss_curve_svg(run.curves or [], f"fine-tuning {run.name or run.id}")
+
+
+def _quiet_transformers() -> None:
+    """The run reports its own progress: the library's loading bars and deprecation notes would only
+    interleave with it (on the CLI's live view, in a server's log)."""
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
 def _split(
