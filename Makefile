@@ -45,8 +45,9 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# two workers; a module's tests stay on one worker (its module fixtures are built once)
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadscope
 
 bench: install-dev
 	bash bench/run.sh

@@ -17,6 +17,25 @@ from sqlalchemy import Engine, create_engine, text
 from llmops.store import open_database
 
 POSTGRES_URL_ENV = "LLMOPS_TEST_POSTGRES_URL"
+# The longest modules, run first: with two workers (`make test`: pytest -n 2 --dist loadscope) a long
+# module taken up last would leave one worker finishing it alone.
+LONGEST_MODULES = (
+    "test_schemathesis.py",
+    "test_finetune_runs.py",
+    "test_closed_loop.py",
+    "test_finetune_api.py",
+    "test_gguf_export.py",
+    "test_trainer.py",
+    "test_cli_prompts.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_MODULES.index(name) if name in LONGEST_MODULES else len(LONGEST_MODULES)
+
+    items.sort(key=rank)  # stable: the order within each module stays as written
 
 
 def _postgres_admin_url() -> str | None:
