@@ -219,20 +219,9 @@ class EvalService:
 
     def _job_alive(self, job_id: str | None) -> bool:
         """Whether the job running a run still runs (a killed process leaves its run 'running')."""
-        from sqlalchemy import select
+        from llmops.jobs.service import job_state
 
-        from llmops.jobs.service import STALE_AFTER
-        from llmops.jobs.tables import jobs
-
-        if job_id is None:
-            return False
-        with self.engine.connect() as connection:
-            found = connection.execute(
-                select(jobs.c.status, jobs.c.heartbeat_at).where(jobs.c.id == job_id)
-            ).first()
-        if found is None or found.status not in ("queued", "running"):
-            return False
-        return found.heartbeat_at is not None and datetime.now(UTC) - found.heartbeat_at < STALE_AFTER
+        return job_id is not None and job_state(self.engine, job_id)[1]
 
     # -- comparing -------------------------------------------------------------------------------
 

@@ -99,6 +99,19 @@ def _info(row: Any) -> JobInfo:
     )
 
 
+def job_state(engine: Engine, job_id: str) -> tuple[str | None, bool]:
+    """A job's status (None when there is no such job) and whether it still runs: queued or running
+    with a fresh heartbeat (a killed process leaves its job 'running' with an old one)."""
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(jobs.c.status, jobs.c.heartbeat_at).where(jobs.c.id == job_id)
+        ).first()
+    if found is None:
+        return None, False
+    fresh = found.heartbeat_at is not None and datetime.now(UTC) - found.heartbeat_at < STALE_AFTER
+    return found.status, found.status in ("queued", "running") and fresh
+
+
 class JobContext:
     """What running work sees: report progress (which also raises Cancelled when asked) and log."""
 

@@ -484,20 +484,9 @@ class FinetuneService:
 
     def _job_alive(self, job_id: str | None) -> bool:
         """Whether the job running a run still runs (a killed process leaves its run 'running')."""
-        from sqlalchemy import select
+        from llmops.jobs.service import job_state
 
-        from llmops.jobs.service import STALE_AFTER
-        from llmops.jobs.tables import jobs
-
-        if job_id is None:
-            return False
-        with self.engine.connect() as connection:
-            found = connection.execute(
-                select(jobs.c.status, jobs.c.heartbeat_at).where(jobs.c.id == job_id)
-            ).first()
-        if found is None or found.status not in ("queued", "running"):
-            return False
-        return found.heartbeat_at is not None and datetime.now(UTC) - found.heartbeat_at < STALE_AFTER
+        return job_id is not None and job_state(self.engine, job_id)[1]
 
     def get(self, reference: str) -> FinetuneInfo:
         """A run by id or name; one whose job ended without ending it (cancelled before it started, or
@@ -512,15 +501,9 @@ class FinetuneService:
         return run
 
     def _job_status(self, job_id: str) -> str | None:
-        from sqlalchemy import select
+        from llmops.jobs.service import job_state
 
-        from llmops.jobs.tables import jobs
-
-        with self.engine.connect() as connection:
-            status: str | None = connection.execute(
-                select(jobs.c.status).where(jobs.c.id == job_id)
-            ).scalar_one_or_none()
-        return status
+        return job_state(self.engine, job_id)[0]
 
     def list_runs(self, *, status: str | None = None, limit: int = 50) -> list[FinetuneInfo]:
         return self.repository.list_runs(status=status, limit=limit)
