@@ -31,7 +31,7 @@ def _when(value: Any) -> str:
 
 
 def _short(value: Any, width: int = CELL) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 

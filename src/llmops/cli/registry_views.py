@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from llmops.cli.dataset_views import _console, _short, _when
+
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from llmops.registry.repository import ModelVersionInfo
-
-CELL = 60
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else str(value or "")
-
-
-def _short(value: Any, width: int = CELL) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _size(count: int) -> str:
