@@ -15,7 +15,9 @@
 #   BENCH_MODELS    the models as JSON (LLMOPS_MODELS), where the word UPSTREAM_BASE stands for
 #                   $UPSTREAM_BASE           (default: one model, fake-model, one deployment)
 #   BENCH_DATABASE_URL  database to trace into (default: SQLite in the data folder)
-#   BENCH_REDIS_URL     Redis for the shared response cache (default: none, in-memory cache)
+#   BENCH_REDIS_URL     Redis for the shared response cache, rate limits and budgets (default: none, in memory)
+#   BENCH_KEY_OPTIONS   more options for `llmops keys create` of the bench key, e.g. limits and budgets:
+#                   "--rpm 100000000 --budget 1000000/day" (default: none, an unlimited key)
 #   BENCH_PROMPTS_DIR   prompt YAML files pushed to the registry before serving, so that requests can
 #                   name them (--model 'prompt:support@production' with bench/prompts; default: none)
 set -euo pipefail
@@ -46,7 +48,8 @@ PROMPTS_DIR=""
 if [ -n "${BENCH_PROMPTS_DIR:-}" ]; then PROMPTS_DIR=$(realpath "$BENCH_PROMPTS_DIR"); fi
 cd "$LLMOPS_HOME"
 
-"$LLMOPS_BIN" keys create --name bench --scope inference --secret "$BENCH_API_KEY" >/dev/null
+# shellcheck disable=SC2086  # BENCH_KEY_OPTIONS is a list of options, split on purpose
+"$LLMOPS_BIN" keys create --name bench --scope inference --secret "$BENCH_API_KEY" ${BENCH_KEY_OPTIONS:-} >/dev/null
 if [ -n "$PROMPTS_DIR" ]; then  # through the service function (what `llmops prompts push` calls)
   "$(dirname "$LLMOPS_BIN")/python" -c '
 import sys

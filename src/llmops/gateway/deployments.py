@@ -20,12 +20,23 @@ class MinuteUsage:
 
     The previous minute counts in proportion to how much of it still lies within the last 60 s (the
     approach of common rate limiters: within a few percent of an exact window, O(1) memory).
+    With replicas sharing Redis, ``forward`` also hands every call's tokens to the shared window
+    (:class:`llmops.limits.capacity.DeploymentCapacity`); this replica's own figures still apply.
     """
 
-    __slots__ = ("_clock", "_minute", "_requests", "_tokens", "_previous_requests", "_previous_tokens")
+    __slots__ = (
+        "_clock",
+        "_minute",
+        "_requests",
+        "_tokens",
+        "_previous_requests",
+        "_previous_tokens",
+        "forward",
+    )
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self.forward: Callable[[int], None] | None = None
         self._minute = int(clock() // _MINUTE)
         self._requests = self._tokens = self._previous_requests = self._previous_tokens = 0
 
@@ -45,6 +56,8 @@ class MinuteUsage:
         self._roll()
         self._requests += requests
         self._tokens += tokens
+        if tokens and self.forward is not None:
+            self.forward(tokens)
 
     def requests(self) -> float:
         weight = self._roll()

@@ -14,7 +14,9 @@ A stream counts as answered once its first chunk arrives: until then, failing ov
 to the client. Every call is logged as an :class:`Attempt` for the trace.
 
 Deployments with a declared ``rpm``/``tpm`` capacity get no more than that per minute from this
-replica (a sliding window); when every one is full the answer is :class:`CapacityReached` (429).
+replica (a sliding window); with a shared :class:`~llmops.limits.capacity.DeploymentCapacity`
+(replicas on one Redis) no more than that from all replicas together. When every one is full the
+answer is :class:`CapacityReached` (429).
 
 Errors: the last :class:`ProviderError` when everything failed; :class:`NoHealthyDeployment`
 (503, with ``Retry-After``) when every breaker is open; :class:`CapacityReached` (429, with
@@ -29,7 +31,8 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmops.gateway.catalog import ModelCatalog, ModelRoute
 from llmops.gateway.deployments import Deployment
@@ -45,6 +48,9 @@ from llmops.providers.base import (
     UpstreamTimeout,
 )
 from llmops.tracing.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from llmops.limits.capacity import DeploymentCapacity
 
 log = logging.getLogger("llmops.router")
 
@@ -169,10 +175,12 @@ class Router:
         *,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        capacity: DeploymentCapacity | None = None,
     ) -> None:
         self._metrics = metrics
         self._rng = rng or random.Random()
         self._sleep = sleep
+        self._capacity = capacity  # deployments' rpm/tpm shared by replicas (Redis); None: per replica
 
     async def whole(
         self, catalog: ModelCatalog, route: ModelRoute, endpoint: Endpoint, payload: Payload, calls: CallLog
@@ -259,6 +267,7 @@ class Router:
         skipped = self._too_long(route, endpoint, payload, calls) if route.needs_token_count else {}
         needs_tools = bool(payload.get("tools"))
         tried: set[Deployment] = set(skipped)
+        full: dict[Deployment, float] = {}  # at their shared capacity: seconds until they have room
         last: ProviderError | None = None
         attempts = rounds = calls_this_round = 0
         while attempts < policy.max_attempts:
@@ -274,6 +283,13 @@ class Router:
                 calls_this_round = 0
                 tried = set(skipped)
                 continue
+            if self._capacity is not None and deployment.limited:
+                wait = await self._shared_room(self._capacity, deployment)
+                if wait is not None:  # full across replicas: not a call, try another deployment
+                    deployment.breaker.release()
+                    full[deployment] = wait
+                    tried.add(deployment)
+                    continue
             limit = None
             if deadline is not None:
                 limit = deadline - time.perf_counter()
@@ -294,7 +310,14 @@ class Router:
             raise _Exhausted(last)
         if skipped:
             raise _Exhausted(next(iter(skipped.values())))
-        raise _Exhausted(self._no_healthy(route))
+        raise _Exhausted(self._no_healthy(route, full))
+
+    async def _shared_room(self, capacity: DeploymentCapacity, deployment: Deployment) -> float | None:
+        usage = deployment.usage
+        if usage.forward is None:  # its calls' tokens count in the shared window too
+            usage.forward = partial(capacity.record_tokens, deployment.model, deployment.id)
+        config = deployment.config
+        return await capacity.admit(deployment.model, deployment.id, config.rpm, config.tpm)
 
     def _pick(self, route: ModelRoute, tried: set[Deployment], needs_tools: bool) -> Deployment | None:
         deployments = route.deployments
@@ -396,10 +419,13 @@ class Router:
                 skipped[deployment] = ContextWindowExceeded(message, param="messages")
         return skipped
 
-    def _no_healthy(self, route: ModelRoute) -> ProviderError:
+    def _no_healthy(self, route: ModelRoute, shared_full: dict[Deployment, float]) -> ProviderError:
         full = [d for d in route.deployments if d.limited and d.breaker.allows() and not d.has_room()]
-        if full:
-            wait = min(deployment.usage.seconds_to_next_minute() for deployment in full)
+        waits = [deployment.usage.seconds_to_next_minute() for deployment in full] + list(
+            shared_full.values()
+        )
+        if waits:
+            wait = min(waits)
             return CapacityReached(
                 f"every deployment of model {route.name!r} is at its rpm/tpm capacity; retry in {wait:.0f}s",
                 retry_after=max(wait, 1.0),

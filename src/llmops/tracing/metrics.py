@@ -232,3 +232,34 @@ class DeploymentMetrics:
         )
         registry.add(self.traffic)
         registry.add(self.transitions)
+
+
+class LimitMetrics:
+    """Rate limits and budgets (issue 9): refusals, soft-limit alerts, and limiter backend failures."""
+
+    def __init__(self, registry: MetricsRegistry) -> None:
+        self.rejections = Counter(
+            "llmops_ratelimit_rejections_total",
+            "Requests refused with 429, by scope (key, team) and limit (rpm, tpm, budget_day, "
+            "budget_month, budget_total).",
+            ("scope", "limit"),
+        )
+        self.budget_alerts = Counter(
+            "llmops_budget_alerts_total",
+            "Budgets whose settled spend crossed the alert fraction (once per scope, period and bucket).",
+            ("scope", "period"),
+        )
+        self.backend_errors = Counter(
+            "llmops_limiter_errors_total",
+            "Failures of the limits backend (Redis) or the spend table, by operation (admit, settle, "
+            "seed, flush).",
+            ("operation",),
+        )
+        self.error_decisions = Counter(
+            "llmops_limiter_error_decisions_total",
+            "Requests decided without the limits backend, by outcome: admitted (fail_open) or refused "
+            "(fail_closed).",
+            ("outcome",),
+        )
+        for metric in (self.rejections, self.budget_alerts, self.backend_errors, self.error_decisions):
+            registry.add(metric)
