@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 RoutingStrategy = Literal["weighted-random", "least-in-flight", "lowest-latency", "lowest-cost", "priority"]
 ROUTING_STRATEGIES: tuple[str, ...] = (
@@ -40,6 +40,7 @@ _DEPLOYMENT_FIELDS = (
     "model",
     "base_url",
     "api_key_env",
+    "api_key_credential",
     "weight",
     "priority",
     "context_window",
@@ -127,6 +128,12 @@ class DeploymentConfig(_Frozen):
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable that holds the upstream API key."
     )
+    api_key_credential: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Name of a stored credential (`llmops credentials set`) that holds the upstream API key.",
+    )
     weight: float = Field(default=1.0, gt=0, description="Share of traffic under weighted-random routing.")
     priority: int = Field(default=0, description="Order under priority routing (lower is tried first).")
     context_window: int | None = Field(
@@ -143,9 +150,27 @@ class DeploymentConfig(_Frozen):
     def upstream_model(self) -> str:
         return self.model or self.name
 
+    # the decrypted stored credential, given by the catalog when it builds the provider (private:
+    # never dumped, printed or compared as a field)
+    _credential_secret: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> DeploymentConfig:
+        if self.api_key_env and self.api_key_credential:
+            raise ValueError("give either api_key_env or api_key_credential, not both")
+        return self
+
     def api_key(self) -> str | None:
-        """The upstream key, read from the environment when needed (never stored in config)."""
+        """The upstream key: the stored credential resolved at build time, else the environment's."""
+        if self.api_key_credential:
+            return self._credential_secret
         return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def with_credential(self, secret: str) -> DeploymentConfig:
+        """A copy whose :meth:`api_key` is ``secret`` (the decrypted ``api_key_credential``)."""
+        copy = self.model_copy()
+        copy._credential_secret = secret
+        return copy
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_price_per_1m + completion_tokens * self.output_price_per_1m) / 1e6

@@ -14,12 +14,13 @@ from typing import Any
 
 import orjson
 
+from llmops.errors import UserError
 from llmops.gateway.breaker import CircuitBreaker
 from llmops.gateway.deployments import Deployment
 from llmops.gateway.strategies import Strategy, strategy_for
 from llmops.model_config import DeploymentConfig, ModelConfig, Timeouts
 from llmops.providers.base import ProviderContext
-from llmops.providers.registry import ProviderRegistry
+from llmops.providers.registry import ProviderConfigError, ProviderRegistry
 from llmops.settings import Settings
 
 log = logging.getLogger("llmops.models")
@@ -90,6 +91,31 @@ def effective_deployment(
     return deployment.model_copy(update={"timeouts": timeouts})
 
 
+def stored_credentials(models: tuple[ModelConfig, ...], context: ProviderContext) -> dict[str, str]:
+    """Decrypt, once per build, the stored credentials that deployments name in ``api_key_credential``.
+
+    A name with no stored credential, or one that does not open, is a configuration error
+    (:class:`ProviderConfigError`): the server does not start, a reload keeps the running models.
+    """
+    wanted = {d.api_key_credential: m.name for m in models for d in m.deployments if d.api_key_credential}
+    if not wanted:
+        return {}
+    if context.credentials is None:
+        name, model = min(wanted.items())
+        raise ProviderConfigError(f"model {model!r}: api_key_credential {name!r} needs the credential store")
+    try:
+        found = context.credentials(wanted)
+    except UserError as exc:
+        raise ProviderConfigError(exc.message) from exc
+    for name, model in sorted(wanted.items()):
+        if name not in found:
+            raise ProviderConfigError(
+                f"model {model!r}: no stored credential named {name!r} "
+                f"(store it with `llmops credentials set {name}`)"
+            )
+    return dict(found)
+
+
 def model_card(config: ModelConfig, created: int) -> dict[str, Any]:
     return {"id": config.name, "object": "model", "created": created, "owned_by": config.provider}
 
@@ -112,11 +138,14 @@ class ModelCatalog:
         timeouts: Timeouts | None = None,
     ) -> ModelCatalog:
         defaults = timeouts or default_timeouts(context.settings)
+        secrets = stored_credentials(models, context)
         routes = []
         for model in models:
             deployments = []
             for declared in model.deployments:
                 config = effective_deployment(model, declared, defaults)
+                if declared.api_key_credential:
+                    config = config.with_credential(secrets[declared.api_key_credential])
                 provider = registry.create(config, context)
                 deployments.append(Deployment(config, provider, CircuitBreaker(model.circuit_breaker)))
             routes.append(

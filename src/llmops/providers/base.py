@@ -16,7 +16,7 @@ Errors (all :class:`ProviderError`, each carrying the HTTP status the client sho
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -141,10 +141,13 @@ class ProviderContext:
 
     ``shared`` holds objects several provider instances use (one HTTP connection pool, one
     loaded model); each is created once through :meth:`resource` and closed at shutdown.
+    ``credentials`` decrypts stored credentials by name (those that exist), for deployments that
+    name one in ``api_key_credential``; the catalog calls it once per build.
     """
 
     settings: Settings
     tokens: TokenCounter = field(default_factory=TokenCounter)
+    credentials: Callable[[Iterable[str]], Mapping[str, str]] | None = None
     _resources: dict[str, Any] = field(default_factory=dict)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
