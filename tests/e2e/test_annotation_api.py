@@ -42,7 +42,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
     running = start_server(
         tmp_path,
         models=[{"name": "echo", "provider": "echo"}],
-        keys={"admin": "admin", "ana": "inference", "ben": "inference"},
+        keys={"admin": "admin", "ana": "editor", "ben": "editor", "vic": "viewer"},
         database_url=database_url,
     )
     store = open_store(load_settings(database_url=database_url, home=running.home))
@@ -97,7 +97,7 @@ def test_two_annotators_from_queue_to_accepted_version(server: Server) -> None:
     assert [(a["annotator"], a["answered"]) for a in status["annotators"]] == [("ana", 2), ("ben", 1)]
     assert status["agreement"]["labels"]["cohen_kappa"] == 1.0  # one shared item, the same label
 
-    _error(call_api(server, "POST", f"{BASE}/support-review/accept", key="ana", json={}), 403)
+    _error(call_api(server, "POST", f"{BASE}/support-review/accept", key="vic", json={}), 403)
     accepted = expect(
         call_api(server, "POST", f"{BASE}/support-review/accept", json={"message": "reviewed"}), 201
     )
@@ -124,7 +124,7 @@ def test_two_annotators_from_queue_to_accepted_version(server: Server) -> None:
 def test_errors_are_openai_shaped_with_their_status(server: Server) -> None:
     expect(call_api(server, "POST", BASE, json=QUEUE), 201)
     _error(call_api(server, "POST", BASE, json=QUEUE), 409, "name")
-    _error(call_api(server, "POST", BASE, key="ana", json={**QUEUE, "name": "other"}), 403)
+    _error(call_api(server, "POST", BASE, key="vic", json={**QUEUE, "name": "other"}), 403)
     _error(call_api(server, "POST", BASE, json={**QUEUE, "name": "other", "dataset": "nope"}), 404, "dataset")
     _error(call_api(server, "POST", BASE, json={**QUEUE, "name": "other", "dataset": None}), 400)
     _error(call_api(server, "POST", BASE, json={**QUEUE, "name": "other", "schema": {}}), 400)

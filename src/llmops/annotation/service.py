@@ -14,6 +14,12 @@ so two annotators never both take an item's last slot.
 Submitting again replaces the annotator's answer (its time becomes the new one). A late answer (its lease
 expired) is taken while the item still has a free slot, else refused with 409.
 
+A queue is visible to a team when its source is (see :mod:`llmops.store.scope`): a dataset queue when
+the team sees the dataset, a trace queue when it was made by a key of that team (its trace filter
+records the team, and it holds that team's traces only). A trace queue made by an admin or the CLI
+takes everyone's traces and is visible to admins only. :meth:`AnnotationService.for_team` gives the
+service as one team sees it; the plain one (the CLI) sees every queue.
+
 The errors are in :mod:`llmops.annotation.models` (all :class:`~llmops.errors.UserError`).
 """
 
@@ -52,7 +58,9 @@ from llmops.annotation.tables import (
     annotation_queues,
 )
 from llmops.datasets.rows import Row, row_hash
+from llmops.datasets.tables import datasets
 from llmops.ids import new_id
+from llmops.store.scope import ALL_TEAMS, TeamScope, sees
 
 if TYPE_CHECKING:
     from llmops.datasets.service import DatasetService
@@ -63,6 +71,7 @@ _NAME = re.compile(NAME_PATTERN)
 DEFAULT_LEASE = timedelta(minutes=30)
 MAX_ANNOTATORS_PER_ITEM = 100
 _BATCH = 500
+TRACES_TEAM = "team"  # in a trace queue's filter: whose traces it holds (absent: everyone's)
 
 
 def _now() -> datetime:
@@ -72,7 +81,27 @@ def _now() -> datetime:
 class AnnotationService:
     def __init__(self, engine: Engine, datasets: DatasetService) -> None:
         self._engine = engine
-        self._datasets = datasets
+        self._datasets = datasets  # as this service's team sees them
+
+    @property
+    def team(self) -> TeamScope:
+        return self._datasets.team
+
+    def for_team(self, team: TeamScope) -> AnnotationService:
+        """The queues a caller of ``team`` sees (:data:`ALL_TEAMS`: all of them)."""
+        if team == self.team:
+            return self
+        return AnnotationService(self._engine, self._datasets.for_team(team))
+
+    def _sees(self, queue: Any, connection: Connection) -> bool:
+        """Whether this service's team sees a queue's row (read on the caller's connection)."""
+        if self.team == ALL_TEAMS:
+            return True
+        if queue.source != "dataset":
+            trace_filter = queue.trace_filter or {}
+            return TRACES_TEAM in trace_filter and trace_filter[TRACES_TEAM] == self.team
+        owner = connection.execute(select(datasets.c.team_id).where(datasets.c.name == queue.dataset)).first()
+        return owner is not None and sees(self.team, owner.team_id)
 
     # -- queues ----------------------------------------------------------------------------------
 
@@ -120,8 +149,12 @@ class AnnotationService:
         assert traces is not None
         from llmops.datasets.traces_source import select_trace_rows
 
-        values.update(source="traces", trace_filter=traces.to_params())
-        return ((row_hash(row), trace_id, row) for trace_id, row in select_trace_rows(self._engine, traces))
+        trace_filter = traces.to_params()
+        if self.team != ALL_TEAMS:
+            trace_filter[TRACES_TEAM] = self.team
+        values.update(source="traces", trace_filter=trace_filter)
+        found = select_trace_rows(self._engine, traces, team=self.team)
+        return ((row_hash(row), trace_id, row) for trace_id, row in found)
 
     def _insert_queue(
         self, values: dict[str, Any], sourced: Iterable[tuple[str | None, str | None, Row]]
@@ -178,7 +211,7 @@ class AnnotationService:
             row = connection.execute(
                 select(annotation_queues).where(annotation_queues.c.name == name)
             ).first()
-            if row is None:
+            if row is None or not self._sees(row, connection):
                 raise QueueNotFound(f"no annotation queue named {name!r}", param="queue")
             count = connection.execute(
                 select(func.count()).select_from(annotation_items).where(annotation_items.c.queue == name)
@@ -198,7 +231,8 @@ class AnnotationService:
             .order_by(annotation_queues.c.name)
         )
         with self._engine.connect() as connection:
-            return [queue_from_row(row, int(row.item_count or 0)) for row in connection.execute(query)]
+            rows = [row for row in connection.execute(query).all() if self._sees(row, connection)]
+        return [queue_from_row(row, int(row.item_count or 0)) for row in rows]
 
     def close(self, name: str) -> Queue:
         """Stop handing out items and taking answers (accepting still works)."""
@@ -221,6 +255,8 @@ class AnnotationService:
         if touched.rowcount == 0:
             raise QueueNotFound(f"no annotation queue named {name!r}", param="queue")
         queue = connection.execute(select(annotation_queues).where(annotation_queues.c.name == name)).one()
+        if not self._sees(queue, connection):
+            raise QueueNotFound(f"no annotation queue named {name!r}", param="queue")
         if open_only and queue.status != "open":
             raise QueueConflict(f"annotation queue {name!r} is {queue.status}, not open")
         return queue

@@ -5,6 +5,9 @@ once (an existing hash is skipped), and ``dataset_version_row`` lists the versio
 Nothing is visible until the commit, so a failed import leaves no trace, and memory stays flat however
 many rows stream through. Rows are inserted with the driver's own ``executemany`` on JSON text that
 was already serialised to hash it, which keeps a million-row import to seconds rather than minutes.
+
+A dataset belongs to the team it was created for (``team_id``; None: no team); reads and writes that
+take a ``team`` scope (:mod:`llmops.store.scope`) leave other teams' datasets out.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from llmops.datasets.rows import Row, canonical_json
 from llmops.datasets.tables import dataset_version_rows, dataset_versions, datasets
+from llmops.store.scope import ALL_TEAMS, TeamScope, owned_by, owner_of_new, sees
 
 BATCH_ROWS = 20_000  # rows per short transaction: fewer commits, far less WAL rewriting of the hash index
 ANALYZE_AFTER_ROWS = 10_000  # Postgres: refresh the planner's statistics after a write this large
@@ -89,6 +93,10 @@ class WriteResult:
 RowCounted = Callable[[int], None]
 
 
+class ForeignDataset(LookupError):
+    """The dataset exists but belongs to a team the writer does not see."""
+
+
 def _version(row: Any) -> VersionInfo:
     data = row._mapping
     return VersionInfo(
@@ -114,7 +122,7 @@ class DatasetRepository:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def list_datasets(self) -> list[dict[str, Any]]:
+    def list_datasets(self, team: TeamScope = ALL_TEAMS) -> list[dict[str, Any]]:
         query = (
             select(datasets, dataset_versions.c.row_count, dataset_versions.c.content_hash)
             .join(
@@ -122,6 +130,7 @@ class DatasetRepository:
                 (dataset_versions.c.dataset == datasets.c.name)
                 & (dataset_versions.c.number == datasets.c.latest_version),
             )
+            .where(*owned_by(datasets.c.team_id, team))
             .order_by(datasets.c.name)
         )
         with self._engine.connect() as connection:
@@ -207,7 +216,12 @@ class DatasetRepository:
     # -- writing -------------------------------------------------------------------------------
 
     def write_version(
-        self, name: str, rows: Iterable[Row], meta: NewVersion, counted: RowCounted | None = None
+        self,
+        name: str,
+        rows: Iterable[Row],
+        meta: NewVersion,
+        counted: RowCounted | None = None,
+        team: TeamScope = ALL_TEAMS,
     ) -> WriteResult:
         """Write ``rows`` as the next version of ``name`` (created if new), all or nothing.
 
@@ -215,9 +229,16 @@ class DatasetRepository:
         transaction, so a long import never holds SQLite's write lock for long (the trace writer keeps
         writing). The version gets its number and hash in one last transaction; if anything fails
         before, the pending version and its membership rows are deleted.
+
+        A new dataset belongs to ``team`` (no team for :data:`ALL_TEAMS`); writing to one ``team`` does
+        not see raises :class:`ForeignDataset` before any row is written.
         """
         now = datetime.now(UTC)
-        self._ensure_dataset(name, meta, now)
+        self._ensure_dataset(name, meta, now, owner_of_new(team))
+        if team != ALL_TEAMS:
+            found = self.get_dataset(name)
+            if found is None or not sees(team, found["team_id"]):
+                raise ForeignDataset(name)
         version_id = self._insert_pending(name, meta, now)
         try:
             digest, count = self._write_rows(version_id, rows, counted)
@@ -226,7 +247,7 @@ class DatasetRepository:
             self._discard(name, version_id)
             raise
 
-    def _ensure_dataset(self, name: str, meta: NewVersion, now: datetime) -> None:
+    def _ensure_dataset(self, name: str, meta: NewVersion, now: datetime, team_id: str | None) -> None:
         with self._engine.begin() as connection:
             connection.execute(
                 _insert_ignore(self._engine, datasets).values(
@@ -236,6 +257,7 @@ class DatasetRepository:
                     created_by=meta.author,
                     created_at=now,
                     updated_at=now,
+                    team_id=team_id,
                 )
             )
 

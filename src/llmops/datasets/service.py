@@ -8,6 +8,10 @@ nothing: the latest version is returned and ``created`` is False.
 Errors (all :class:`llmops.errors.UserError`): :class:`InvalidDataset` (400) for a bad name,
 reference or parameter, :class:`BadRows` (400) for input rows that cannot be imported, with their
 line numbers, and :class:`DatasetNotFound` (404).
+
+A service made with :meth:`DatasetService.for_team` sees one team's datasets only (see
+:mod:`llmops.store.scope`): another team's dataset is not found, the datasets it creates are the
+team's, and its imports from traces take that team's traces only. The plain service (the CLI) sees all.
 """
 
 from __future__ import annotations
@@ -20,11 +24,18 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from llmops.datasets.repository import DatasetRepository, NewVersion, VersionInfo, WriteResult
+from llmops.datasets.repository import (
+    DatasetRepository,
+    ForeignDataset,
+    NewVersion,
+    VersionInfo,
+    WriteResult,
+)
 from llmops.datasets.rows import Row
 from llmops.datasets.traces_source import TraceCounts, TraceSelection, select_trace_rows
 from llmops.errors import NotFoundError, UserError
 from llmops.progress import Progress, no_progress
+from llmops.store.scope import ALL_TEAMS, TeamScope, sees
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -100,18 +111,39 @@ class ImportResult:
 
 
 class DatasetService:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, team: TeamScope = ALL_TEAMS) -> None:
         self.engine = engine
         self.repository = DatasetRepository(engine)
+        self.team = team
+
+    def for_team(self, team: TeamScope) -> DatasetService:
+        """The same datasets as a caller of ``team`` sees them (:data:`ALL_TEAMS`: all of them)."""
+        return self if team == self.team else DatasetService(self.engine, team=team)
 
     # -- reading -------------------------------------------------------------------------------
 
     def list_datasets(self) -> list[dict[str, Any]]:
-        return self.repository.list_datasets()
+        return self.repository.list_datasets(self.team)
+
+    def visible(self, name: str) -> bool:
+        """Whether a dataset of this name exists and this service's team sees it."""
+        found = self.repository.get_dataset(name)
+        return found is not None and sees(self.team, found["team_id"])
+
+    def check_writable(self, name: str) -> None:
+        """:class:`DatasetNotFound` now when ``name`` is another team's dataset (a write would fail)."""
+        found = self.repository.get_dataset(check_name(name))
+        if found is not None and not sees(self.team, found["team_id"]):
+            raise _taken(name)
+
+    def _check_visible(self, name: str) -> None:
+        if self.team != ALL_TEAMS and not self.visible(name):
+            raise DatasetNotFound(f"no dataset named {name!r}", param="dataset")
 
     def resolve(self, ref: str) -> VersionInfo:
         """The version ``ref`` names; :class:`DatasetNotFound` when there is none."""
         name, number = parse_ref(ref)
+        self._check_visible(name)
         found = self.repository.version(name, number)
         if found is None:
             if number is None or self.repository.version(name, None) is None:
@@ -120,7 +152,8 @@ class DatasetService:
         return found
 
     def versions(self, name: str) -> list[VersionInfo]:
-        found = self.repository.versions(check_name(name))
+        self._check_visible(check_name(name))
+        found = self.repository.versions(name)
         if not found:
             raise DatasetNotFound(f"no dataset named {name!r}", param="dataset")
         return found
@@ -159,9 +192,12 @@ class DatasetService:
             message=message,
             author=author,
         )
-        return self.repository.write_version(
-            check_name(name), rows, meta, lambda done: progress(operation, done, total)
-        )
+        try:
+            return self.repository.write_version(
+                check_name(name), rows, meta, lambda done: progress(operation, done, total), self.team
+            )
+        except ForeignDataset:
+            raise _taken(name) from None
 
     def import_files(
         self,
@@ -235,7 +271,7 @@ class DatasetService:
     ) -> tuple[WriteResult, TraceCounts]:
         """The traces ``selection`` matches as a new version of ``name`` (operation ``from_traces``)."""
         counts = TraceCounts()
-        rows = (row for _, row in select_trace_rows(self.engine, selection, counts))
+        rows = (row for _, row in select_trace_rows(self.engine, selection, counts, team=self.team))
         result = self.create_version(
             check_name(name),
             rows,
@@ -246,6 +282,13 @@ class DatasetService:
             progress=progress,
         )
         return result, counts
+
+
+def _taken(name: str) -> DatasetNotFound:
+    """A write to a dataset the caller's team does not see: not found, and the name is not free either."""
+    return DatasetNotFound(
+        f"no dataset named {name!r} (the name is taken by a dataset this key cannot see)", param="name"
+    )
 
 
 def _chain(first: Iterable[Row], second: Iterable[Row]) -> Iterator[Row]:

@@ -23,6 +23,7 @@ datasets = Table(
     Column("created_by", String(200), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Column("team_id", String(40), nullable=True, index=True),
 )
 
 dataset_versions = Table(

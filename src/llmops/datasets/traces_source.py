@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.datasets.rows import Row
 from llmops.errors import UserError
+from llmops.store.scope import ALL_TEAMS, TeamScope, traces_of
 from llmops.store.tables import feedback, traces
 
 PAGE = 500
@@ -89,9 +90,14 @@ def _conditions(selection: TraceSelection) -> list[ColumnElement[bool]]:
 
 
 def select_trace_rows(
-    engine: Engine, selection: TraceSelection, counts: TraceCounts | None = None
+    engine: Engine,
+    selection: TraceSelection,
+    counts: TraceCounts | None = None,
+    *,
+    team: TeamScope = ALL_TEAMS,
 ) -> Iterator[tuple[str, Row]]:
-    """``(trace_id, row)`` for the matching traces, oldest first, a page per query."""
+    """``(trace_id, row)`` for the matching traces, oldest first, a page per query; with ``team``,
+    only the traces that team's keys made (see :mod:`llmops.store.scope`)."""
     counts = counts if counts is not None else TraceCounts()
     columns = [
         traces.c.id,
@@ -109,7 +115,7 @@ def select_trace_rows(
         traces.c.completion_tokens,
         traces.c.cost,
     ]
-    conditions = _conditions(selection)
+    conditions = _conditions(selection) + traces_of(team)
     after: str | None = None
     taken = 0
     while selection.limit is None or taken < selection.limit:

@@ -2,6 +2,9 @@
 
 Errors: :class:`RunNotFound` (404) for an unknown run, name or label; :class:`RunConflict` (409) for a
 name already taken.
+
+A run belongs to the team of the key that created it (``team_id``; None: no team); reads that take a
+``team`` scope (:mod:`llmops.store.scope`) leave other teams' runs out.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from llmops.errors import ConflictError, NotFoundError
 from llmops.evals.tables import eval_labels, eval_results, eval_runs
+from llmops.store.scope import ALL_TEAMS, TeamScope, owned_by, sees
 
 PAGE = 1000
 
@@ -48,6 +52,7 @@ class RunInfo:
     started_at: datetime | None
     finished_at: datetime | None
     labels: tuple[str, ...] = ()
+    team_id: str | None = None
 
     @property
     def dataset_ref(self) -> str | None:
@@ -96,16 +101,19 @@ class EvalRepository:
         with self._engine.begin() as connection:
             connection.execute(update(eval_runs).where(eval_runs.c.id == run_id).values(**values))
 
-    def get(self, reference: str) -> RunInfo:
-        """A run by id, by name, or by label (in that order)."""
+    def get(self, reference: str, team: TeamScope = ALL_TEAMS) -> RunInfo:
+        """A run by id, by name, or by label (in that order); another team's is not found."""
+        visible = owned_by(eval_runs.c.team_id, team)
         with self._engine.connect() as connection:
             row = connection.execute(
-                select(eval_runs).where((eval_runs.c.id == reference) | (eval_runs.c.name == reference))
+                select(eval_runs).where(
+                    (eval_runs.c.id == reference) | (eval_runs.c.name == reference), *visible
+                )
             ).first()
             if row is None:
                 labelled = select(eval_labels.c.run_id).where(eval_labels.c.label == reference)
                 row = connection.execute(
-                    select(eval_runs).where(eval_runs.c.id == labelled.scalar_subquery())
+                    select(eval_runs).where(eval_runs.c.id == labelled.scalar_subquery(), *visible)
                 ).first()
             if row is None:
                 raise RunNotFound(f"no evaluation run with id, name or label {reference!r}", param="run")
@@ -117,9 +125,19 @@ class EvalRepository:
             return _run(row, list(labels))
 
     def list_runs(
-        self, *, dataset: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        *,
+        dataset: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        team: TeamScope = ALL_TEAMS,
     ) -> list[RunInfo]:
-        query = select(eval_runs).order_by(eval_runs.c.created_at.desc(), eval_runs.c.id.desc()).limit(limit)
+        query = (
+            select(eval_runs)
+            .where(*owned_by(eval_runs.c.team_id, team))
+            .order_by(eval_runs.c.created_at.desc(), eval_runs.c.id.desc())
+            .limit(limit)
+        )
         if dataset is not None:
             query = query.where(eval_runs.c.dataset == dataset)
         if status is not None:
@@ -135,13 +153,24 @@ class EvalRepository:
                     labels.setdefault(run_id, []).append(label)
         return [_run(row, sorted(labels.get(row.id, []))) for row in rows]
 
-    def set_label(self, label: str, run_id: str, author: str | None) -> None:
+    def set_label(self, label: str, run_id: str, author: str | None, team: TeamScope = ALL_TEAMS) -> bool:
+        """Point ``label`` at a run; False (nothing changed) when it points at a run ``team`` does not
+        see: labels are shared by every team, and one team does not move another's baseline."""
         now = datetime.now(UTC)
         with self._engine.begin() as connection:
+            if team != ALL_TEAMS:
+                current = connection.execute(
+                    select(eval_runs.c.team_id)
+                    .join(eval_labels, eval_labels.c.run_id == eval_runs.c.id)
+                    .where(eval_labels.c.label == label)
+                ).first()
+                if current is not None and not sees(team, current.team_id):
+                    return False
             connection.execute(delete(eval_labels).where(eval_labels.c.label == label))
             connection.execute(
                 insert(eval_labels).values(label=label, run_id=run_id, updated_by=author, updated_at=now)
             )
+        return True
 
     # -- results ---------------------------------------------------------------------------------
 

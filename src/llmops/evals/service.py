@@ -7,6 +7,11 @@ works wherever a run id does, and so does a label (``llmops evals label RUN prod
 
 Errors: :class:`InvalidRun` (400), :class:`~llmops.evals.repository.RunNotFound` (404),
 :class:`~llmops.evals.repository.RunConflict` (409).
+
+A service made with :meth:`EvalService.for_team` sees one team's runs only (see
+:mod:`llmops.store.scope`): another team's run is not found, a run it creates is the team's and may
+only evaluate a dataset or traces the team sees. The plain service (the CLI, the job that executes a
+run already checked) sees every run.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from llmops.evals.runner import EvalRunner, Item, NamedScorer
 from llmops.evals.targets import Target
 from llmops.ids import new_id
 from llmops.progress import Cancelled, Progress, no_progress
+from llmops.store.scope import ALL_TEAMS, TeamScope, owner_of_new
 
 if TYPE_CHECKING:
     from llmops.evals.calls import ModelCaller
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 LABEL_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,99}$"
 MAX_CONCURRENCY = 64
+TRACES_TEAM = "team"  # in a traces run's params: whose traces it evaluates (absent: everyone's)
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -75,10 +82,15 @@ class RunRequest:
 
 
 class EvalService:
-    def __init__(self, engine: Engine, datasets: DatasetService) -> None:
+    def __init__(self, engine: Engine, datasets: DatasetService, *, team: TeamScope = ALL_TEAMS) -> None:
         self.engine = engine
-        self.datasets = datasets
+        self.datasets = datasets  # every dataset: a visible run reads the dataset it was created over
         self.repository = EvalRepository(engine)
+        self.team = team
+
+    def for_team(self, team: TeamScope) -> EvalService:
+        """The runs a caller of ``team`` sees (:data:`ALL_TEAMS`: all of them)."""
+        return self if team == self.team else EvalService(self.engine, self.datasets, team=team)
 
     # -- creating --------------------------------------------------------------------------------
 
@@ -87,10 +99,13 @@ class EvalService:
         self._check(request, registry)
         dataset, version, total = None, None, None
         if request.dataset is not None:
-            found = self.datasets.resolve(request.dataset)
+            found = self.datasets.for_team(self.team).resolve(request.dataset)
             dataset, version, total = found.dataset, found.number, found.row_count
             if request.limit is not None:
                 total = min(total, request.limit)
+        params = request.params()
+        if request.traces is not None and self.team != ALL_TEAMS:
+            params["traces"][TRACES_TEAM] = self.team  # executed later: only this team's traces
         run_id = new_id()
         self.repository.create_run(
             {
@@ -100,14 +115,18 @@ class EvalService:
                 "dataset_version": version,
                 "target": request.target.to_dict(),
                 "metrics": list(request.metrics),
-                "params": request.params(),
+                "params": params,
                 "status": "queued",
                 "items_total": total,
                 "created_by": author,
                 "created_at": datetime.now(UTC),
+                "team_id": owner_of_new(self.team),
             }
         )
         return self.repository.get(run_id)
+
+    def _run(self, reference: str) -> RunInfo:
+        return self.repository.get(reference, self.team)
 
     def _check(self, request: RunRequest, registry: ScorerRegistry) -> None:
         if request.name is not None and not re.fullmatch(NAME_PATTERN, request.name):
@@ -146,7 +165,7 @@ class EvalService:
         """Evaluate the run's items not stored yet, then store its summary; returns the run."""
         import asyncio
 
-        run = self.repository.get(reference)
+        run = self._run(reference)
         target = Target.from_dict(run.target)
         if target.calls_model and caller is None:
             raise InvalidRun("this run's target calls a model: it needs the gateway")
@@ -183,8 +202,9 @@ class EvalService:
     def _items(self, run: RunInfo) -> tuple[Iterator[Item], int | None]:
         limit = run.params.get("limit")
         if run.dataset is None:
-            selection = TraceSelection(**_selection(run.params.get("traces") or {}))
-            return _trace_items(self.engine, selection), None
+            params = _selection(run.params.get("traces") or {})
+            team = params.pop(TRACES_TEAM, ALL_TEAMS)
+            return _trace_items(self.engine, TraceSelection(**params), team), None
         version = self.datasets.resolve(f"{run.dataset}@{run.dataset_version}")
         rows = self.datasets.iter_rows(version, limit=limit)
         total = version.row_count if limit is None else min(limit, version.row_count)
@@ -203,13 +223,13 @@ class EvalService:
         )
 
     def mark_interrupted(self, reference: str, error: str) -> None:
-        run = self.repository.get(reference)
+        run = self._run(reference)
         if run.status not in FINISHED:
             self.repository.update_run(run.id, status="failed", error=error, finished_at=datetime.now(UTC))
 
     def prepare_resume(self, reference: str) -> RunInfo:
         """A run to execute again: its finished items stay, the rest are evaluated."""
-        run = self.repository.get(reference)
+        run = self._run(reference)
         if run.status == "succeeded":
             raise RunConflict(f"run {run.name or run.id} has finished; nothing to resume", param="run")
         if run.status == "running" and self._job_alive(run.job_id):
@@ -229,7 +249,7 @@ class EvalService:
         """What a comparison needs of a run: its scores per metric and item, outputs and inputs."""
         from llmops.evals.compare import MetricScores, RunScores
 
-        run = self.repository.get(reference)
+        run = self._run(reference)
         if run.status != "succeeded":
             raise InvalidRun(
                 f"run {run.name or run.id} is {run.status}; only finished runs compare", param="run"
@@ -298,15 +318,15 @@ class EvalService:
     # -- reading ---------------------------------------------------------------------------------
 
     def get(self, reference: str) -> RunInfo:
-        return self.repository.get(reference)
+        return self._run(reference)
 
     def list_runs(
         self, *, dataset: str | None = None, status: str | None = None, limit: int = 50
     ) -> list[RunInfo]:
-        return self.repository.list_runs(dataset=dataset, status=status, limit=limit)
+        return self.repository.list_runs(dataset=dataset, status=status, limit=limit, team=self.team)
 
     def results(self, reference: str, *, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
-        run = self.repository.get(reference)
+        run = self._run(reference)
         return [_result_out(row) for row in self.repository.iter_results(run.id, offset=offset, limit=limit)]
 
     def label(self, reference: str, label: str, author: str | None) -> RunInfo:
@@ -314,10 +334,11 @@ class EvalService:
             raise InvalidRun(
                 f"invalid label {label!r}: a letter, then letters, digits, '.', '_', '-'", param="label"
             )
-        run = self.repository.get(reference)
+        run = self._run(reference)
         if run.status != "succeeded":
             raise RunConflict(f"only a finished run can be labelled; {run.name or run.id} is {run.status}")
-        self.repository.set_label(label, run.id, author)
+        if not self.repository.set_label(label, run.id, author, self.team):
+            raise RunConflict(f"label {label!r} is used by a run this key cannot see; choose another")
         return self.repository.get(run.id)
 
 
@@ -348,9 +369,10 @@ def _selection(params: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def _trace_items(engine: Engine, selection: TraceSelection) -> Iterator[Item]:
+def _trace_items(engine: Engine, selection: TraceSelection, team: TeamScope) -> Iterator[Item]:
     """Traces as items: the request as the row (without the answer), the answer as the output."""
-    for position, (trace_id, row) in enumerate(select_trace_rows(engine, selection, TraceCounts())):
+    found = select_trace_rows(engine, selection, TraceCounts(), team=team)
+    for position, (trace_id, row) in enumerate(found):
         answer = row.pop("expected", None)
         metadata = row.get("metadata") or {}
         measured = {

@@ -33,6 +33,7 @@ eval_runs = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("started_at", UtcDateTime(), nullable=True),
     Column("finished_at", UtcDateTime(), nullable=True),
+    Column("team_id", String(40), nullable=True, index=True),
     Index("ix_eval_run_dataset", "dataset", "dataset_version"),
 )
 

@@ -12,6 +12,9 @@ and its kind :class:`VariantNotFound` (the experiment has no such variant: 404);
 :class:`~llmops.prompts.services.InvalidPrompt` (bad name, variants or weights: 400) and its kind
 :class:`ExperimentConflict`, a :class:`~llmops.prompts.services.PromptConflict` (the name is taken,
 another experiment runs on the label, or the experiment has ended: 409 on the REST API).
+
+An experiment belongs to the team of its prompt: :meth:`ExperimentService.for_team` sees only the
+experiments on the prompts that team sees.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from llmops.prompts.services import (
     PromptService,
 )
 from llmops.prompts.spec import MAX_VERSION, valid_label, valid_name
-from llmops.prompts.tables import experiment_variants, experiments
+from llmops.prompts.tables import experiment_variants, experiments, prompts
+from llmops.store.scope import ALL_TEAMS, TeamScope, owned_by
 
 if TYPE_CHECKING:
     from llmops.prompts.experiment_results import ExperimentResults
@@ -144,6 +148,19 @@ class ExperimentService:
         self._prompts = prompts
         self._repository = repository  # for the registry's change counter
 
+    def for_team(self, team: TeamScope) -> ExperimentService:
+        """The experiments on the prompts a caller of ``team`` sees (:data:`ALL_TEAMS`: all)."""
+        if team == self._prompts.team:
+            return self
+        return ExperimentService(self._engine, self._prompts.for_team(team), self._repository)
+
+    def _visible(self) -> list[Any]:
+        """WHERE conditions: the experiment's prompt is one this service's team sees."""
+        if self._prompts.team == ALL_TEAMS:
+            return []
+        visible = select(prompts.c.name).where(*owned_by(prompts.c.team_id, self._prompts.team))
+        return [experiments.c.prompt.in_(visible)]
+
     def create(
         self,
         name: str,
@@ -197,7 +214,9 @@ class ExperimentService:
             raise PromptNotFound(f"experiment {key!r} not found")
         with self._engine.connect() as connection:
             row = connection.execute(
-                select(experiments).where((experiments.c.id == key) | (experiments.c.name == key))
+                select(experiments).where(
+                    (experiments.c.id == key) | (experiments.c.name == key), *self._visible()
+                )
             ).first()
             if row is None:
                 raise PromptNotFound(f"experiment {key!r} not found")
@@ -224,7 +243,7 @@ class ExperimentService:
         if status is not None:
             query = query.where(experiments.c.status == status)
         with self._engine.connect() as connection:
-            ids = [row.id for row in connection.execute(query)]
+            ids = [row.id for row in connection.execute(query.where(*self._visible()))]
         return [self.get(experiment_id) for experiment_id in ids]
 
     def running(self) -> list[Experiment]:

@@ -1,4 +1,8 @@
-"""SQL access for the prompt registry: plain rows in, plain rows out (synchronous; call from threads)."""
+"""SQL access for the prompt registry: plain rows in, plain rows out (synchronous; call from threads).
+
+A prompt belongs to the team of the key that created it (``team_id``; None: no team). Reads that take
+a ``team`` scope (:mod:`llmops.store.scope`) leave other teams' prompts out.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,13 @@ from llmops.prompts.tables import (
     prompts,
     registry_revisions,
 )
+from llmops.store.scope import ALL_TEAMS, TeamScope, owned_by, owner_of_new, sees
 
 AREA = "prompts"
+
+
+class ForeignPrompt(LookupError):
+    """The prompt exists but belongs to a team the writer does not see."""
 
 
 def _now() -> datetime:
@@ -67,8 +76,10 @@ class PromptRepository:
             row = connection.execute(select(prompts).where(prompts.c.name == name)).first()
         return _dict(row) if row else None
 
-    def list_prompts(self, *, tag: str | None = None, search: str | None = None) -> list[dict[str, Any]]:
-        query = select(prompts).order_by(prompts.c.name)
+    def list_prompts(
+        self, *, tag: str | None = None, search: str | None = None, team: TeamScope = ALL_TEAMS
+    ) -> list[dict[str, Any]]:
+        query = select(prompts).where(*owned_by(prompts.c.team_id, team)).order_by(prompts.c.name)
         if search:
             query = query.where(prompts.c.name.contains(search, autoescape=True))
         with self._engine.connect() as connection:
@@ -94,9 +105,14 @@ class PromptRepository:
         author: str | None,
         description: str | None,
         tags: list[str] | None,
+        team: TeamScope = ALL_TEAMS,
     ) -> tuple[dict[str, Any], bool]:
-        """The version with this content, created when new; (row, created). Retries once on a race."""
-        arguments = (name, kind, content_hash, content, message, author, description, tags)
+        """The version with this content, created when new; (row, created). Retries once on a race.
+
+        A new prompt belongs to ``team`` (no team for :data:`ALL_TEAMS`); a prompt ``team`` does not
+        see raises :class:`ForeignPrompt`, checked in the transaction that writes.
+        """
+        arguments = (name, kind, content_hash, content, message, author, description, tags, team)
         try:
             return self._add_version(*arguments)
         except IntegrityError:  # another writer stored the prompt or the version first: read it, or go on
@@ -112,10 +128,13 @@ class PromptRepository:
         author: str | None,
         description: str | None,
         tags: list[str] | None,
+        team: TeamScope,
     ) -> tuple[dict[str, Any], bool]:
         now = _now()
         with self._engine.begin() as connection:
             prompt = connection.execute(select(prompts).where(prompts.c.name == name)).first()
+            if prompt is not None and not sees(team, prompt.team_id):
+                raise ForeignPrompt(name)
             if prompt is not None:
                 existing = connection.execute(
                     select(prompt_versions).where(
@@ -152,6 +171,7 @@ class PromptRepository:
                         latest_version=1,
                         created_at=now,
                         updated_at=now,
+                        team_id=owner_of_new(team),
                     )
                 )
             row = {

@@ -39,6 +39,7 @@ from llmops.prompts.services import (
 )
 from llmops.prompts.spec import PromptContent
 from llmops.prompts.templates import Rendered, render
+from llmops.store.scope import TeamScope, sees
 
 log = logging.getLogger("llmops.prompts")
 
@@ -99,6 +100,11 @@ class Resolution:
     label: str | None
     version: ResolvedVersion | None
     experiment: RunningExperiment | None = None
+    team_id: str | None = None  # the prompt's team: a key of another team must not use it
+
+    def visible_to(self, team: TeamScope) -> bool:
+        """Whether a caller of ``team`` (see :mod:`llmops.store.scope`) may use the prompt."""
+        return sees(team, self.team_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +186,9 @@ class PromptResolver:
             return _Failure(False, str(exc))
 
     def _resolution(self, ref: Reference) -> Resolution:
+        team_id = self._prompts.owner(ref.name)
         if ref.version is not None:  # an explicit version never takes part in an experiment
-            return Resolution(ref.name, None, ResolvedVersion.of(self._prompts.get(ref)))
+            return Resolution(ref.name, None, ResolvedVersion.of(self._prompts.get(ref)), team_id=team_id)
         label = ref.label or DEFAULT_LABEL
         experiment = self._experiments.running_for(ref.name, label)
         running = self._running(experiment) if experiment is not None else None
@@ -195,7 +202,7 @@ class PromptResolver:
         if ref.label is None and running is None and version is not None and label not in version.labels:
             used = None  # a bare name without a production label: served by the latest version
         resolved = ResolvedVersion.of(version) if version is not None else None
-        return Resolution(ref.name, used, resolved, running)
+        return Resolution(ref.name, used, resolved, running, team_id)
 
     def _running(self, experiment: Experiment) -> RunningExperiment:
         versions = {

@@ -4,6 +4,10 @@ Errors: :class:`PromptNotFound` (no such prompt, version or label: 404), :class:
 (bad content, template, variables, label or reference: 400; a :class:`RenderError` is one too), and
 its subclass :class:`PromptConflict` (valid, but not with the prompt as it is: a version of another
 kind, a rollback with nothing earlier to go back to: 409).
+
+A service made with :meth:`PromptService.for_team` sees one team's prompts only (see
+:mod:`llmops.store.scope`): another team's prompt is not found, and the prompts it creates are the
+team's. The plain service (the CLI, the gateway) sees every prompt.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from llmops.prompts.repository import PromptRepository
+from llmops.prompts.repository import ForeignPrompt, PromptRepository
 from llmops.prompts.spec import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
@@ -30,6 +34,7 @@ from llmops.prompts.spec import (
     valid_name,
 )
 from llmops.prompts.templates import Rendered, RenderError, check_content, render
+from llmops.store.scope import ALL_TEAMS, TeamScope, sees
 
 DEFAULT_LABEL = "production"
 _REFERENCE = re.compile(r"^(?P<name>[^@#]+)(?:@(?P<label>[^@#]+)|#(?P<version>\d+))?$")
@@ -127,8 +132,13 @@ class PromptDiff:
 
 
 class PromptService:
-    def __init__(self, repository: PromptRepository) -> None:
+    def __init__(self, repository: PromptRepository, *, team: TeamScope = ALL_TEAMS) -> None:
         self._prompts = repository
+        self.team = team
+
+    def for_team(self, team: TeamScope) -> PromptService:
+        """The same registry as a caller of ``team`` sees it (:data:`ALL_TEAMS`: everything)."""
+        return self if team == self.team else PromptService(self._prompts, team=team)
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -152,20 +162,26 @@ class PromptService:
         except RenderError as exc:
             raise InvalidPrompt(str(exc)) from None
         existing = self._prompts.get_prompt(name)
+        if existing is not None and not sees(self.team, existing["team_id"]):
+            raise _foreign(name)
         if existing is not None and existing["kind"] != content.kind:
             raise PromptConflict(
                 f"prompt {name!r} is a {existing['kind']} prompt; a version cannot make it {content.kind}"
             )
-        row, created = self._prompts.add_version(
-            name,
-            content.kind,
-            content.content_hash(),
-            content.canonical(),
-            message=message,
-            author=author,
-            description=description,
-            tags=tags,
-        )
+        try:
+            row, created = self._prompts.add_version(
+                name,
+                content.kind,
+                content.content_hash(),
+                content.canonical(),
+                message=message,
+                author=author,
+                description=description,
+                tags=tags,
+                team=self.team,
+            )
+        except ForeignPrompt:  # another team created it a moment ago
+            raise _foreign(name) from None
         moved = []
         for label in labels:
             current = self._prompts.label(name, label)
@@ -291,7 +307,12 @@ class PromptService:
 
     def list_prompts(self, *, tag: str | None = None, search: str | None = None) -> list[dict[str, Any]]:
         """Every prompt (name, kind, description, tags, latest_version, labels {label: version}, times)."""
-        return self._prompts.list_prompts(tag=tag, search=search)
+        return self._prompts.list_prompts(tag=tag, search=search, team=self.team)
+
+    def owner(self, name: str) -> str | None:
+        """The team a prompt belongs to (None: no team); :class:`PromptNotFound` when it is not seen."""
+        team_id: str | None = self._require_prompt(name)["team_id"]
+        return team_id
 
     def prompt(self, name: str) -> dict[str, Any]:
         """One prompt's row as :meth:`list_prompts` gives it."""
@@ -363,7 +384,7 @@ class PromptService:
 
     def _require_prompt(self, name: str) -> dict[str, Any]:
         prompt = self._prompts.get_prompt(name) if valid_name(name) else None
-        if prompt is None:
+        if prompt is None or not sees(self.team, prompt["team_id"]):
             raise PromptNotFound(f"prompt {name!r} not found")
         return prompt
 
@@ -391,6 +412,11 @@ class PromptService:
             created_at=row["created_at"],
             labels=labels,
         )
+
+
+def _foreign(name: str) -> PromptNotFound:
+    """A write to a prompt the caller's team does not see: not found, and the name is not free either."""
+    return PromptNotFound(f"prompt {name!r} not found (the name is taken by a prompt this key cannot see)")
 
 
 def _template_lines(content: PromptContent) -> list[str]:

@@ -42,6 +42,7 @@ prompts = Table(
     Column("latest_version", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Column("team_id", String(40), nullable=True, index=True),
 )
 
 prompt_versions = Table(

@@ -3,6 +3,8 @@
 Creating, accepting and closing a queue need an admin key. Reading queues, asking for the next item,
 answering, skipping and the status are for annotators: any valid key (admin or inference) will do, and
 the key's name is the annotator. Bodies and answers are declared in :mod:`llmops.server.annotation_schema`.
+A team's key sees the queues over its team's datasets and the trace queues its team made (of its
+team's traces); another team's queue answers 404.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
 
-from llmops.annotation.service import AnnotationService
-from llmops.server.admin_auth import Admin, AnyKey
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import error_responses, link
 from llmops.server.annotation_schema import (
     AcceptIn,
@@ -30,6 +31,7 @@ from llmops.server.annotation_schema import (
     SkipOut,
     StatusOut,
 )
+from llmops.server.team_views import TeamAnnotation
 from llmops.services import Services
 
 _NO_QUEUE = {404: "No annotation queue has this name."}
@@ -49,14 +51,14 @@ def _annotator_responses(*statuses: int, descriptions: dict[int, str]) -> dict[i
 
 
 def annotation_routes(services: Services) -> APIRouter:
+    """The queues' routes; each sees the queues whose source the caller's team sees."""
     router = APIRouter(tags=["annotation"])
-    annotation = services.store.annotation
-    _queue_routes(router, annotation)
-    _annotator_routes(router, annotation)
+    _queue_routes(router)
+    _annotator_routes(router)
     return router
 
 
-def _queue_routes(router: APIRouter, annotation: AnnotationService) -> None:
+def _queue_routes(router: APIRouter) -> None:
     at_queue = {
         "GetQueue": link("get_annotation_queue", name="$response.body#/name"),
         "NextItem": link("next_annotation_item", name="$response.body#/name"),
@@ -82,7 +84,7 @@ def _queue_routes(router: APIRouter, annotation: AnnotationService) -> None:
             ),
         },
     )
-    def create_queue(principal: Admin, body: QueueIn) -> dict[str, Any]:
+    def create_queue(principal: Caller, annotation: TeamAnnotation, body: QueueIn) -> dict[str, Any]:
         """Create a queue over a dataset version or over the traces a filter selects."""
         traces = None
         if body.traces is not None:
@@ -108,7 +110,7 @@ def _queue_routes(router: APIRouter, annotation: AnnotationService) -> None:
             **_annotator_responses(descriptions={}),
         },
     )
-    def list_queues(_: AnyKey) -> dict[str, Any]:
+    def list_queues(annotation: TeamAnnotation) -> dict[str, Any]:
         """Every queue, by name, with its schema and number of items."""
         return {"data": [queue.as_dict() for queue in annotation.list_queues()]}
 
@@ -118,7 +120,7 @@ def _queue_routes(router: APIRouter, annotation: AnnotationService) -> None:
         response_model=QueueOut,
         responses=_annotator_responses(400, 404, descriptions=_NO_QUEUE),
     )
-    def get_queue(_: AnyKey, name: QueuePath) -> dict[str, Any]:
+    def get_queue(annotation: TeamAnnotation, name: QueuePath) -> dict[str, Any]:
         """One queue: its source, label schema and instructions, status and last accepted version."""
         return annotation.get_queue(name).as_dict()
 
@@ -134,12 +136,19 @@ def _queue_routes(router: APIRouter, annotation: AnnotationService) -> None:
                 "description": "The rows equal the dataset's latest version: nothing new.",
             },
             **error_responses(
-                400, 404, 409, descriptions={**_NO_QUEUE, 409: "No item has enough answers to accept."}
+                400,
+                404,
+                409,
+                descriptions={
+                    404: "No annotation queue has this name, or `into` is a dataset of another team.",
+                    409: "No item has enough answers to accept.",
+                },
             ),
         },
     )
     def accept(
-        principal: Admin,
+        principal: Caller,
+        annotation: TeamAnnotation,
         name: QueuePath,
         response: Response,
         body: Annotated[AcceptIn, Body()] = _ACCEPT_DEFAULTS,
@@ -162,12 +171,12 @@ def _queue_routes(router: APIRouter, annotation: AnnotationService) -> None:
         response_model=QueueOut,
         responses=error_responses(400, 404, descriptions=_NO_QUEUE),
     )
-    def close(_: Admin, name: QueuePath) -> dict[str, Any]:
+    def close(annotation: TeamAnnotation, name: QueuePath) -> dict[str, Any]:
         """Stop handing out items and taking answers; accepting still works."""
         return annotation.close(name).as_dict()
 
 
-def _annotator_routes(router: APIRouter, annotation: AnnotationService) -> None:
+def _annotator_routes(router: APIRouter) -> None:
     @router.post(
         "/api/annotation-queues/{name}/next",
         operation_id="next_annotation_item",
@@ -187,7 +196,10 @@ def _annotator_routes(router: APIRouter, annotation: AnnotationService) -> None:
         },
     )
     def next_item(
-        principal: AnyKey, name: QueuePath, body: Annotated[NextIn, Body()] = _NEXT_DEFAULTS
+        principal: Caller,
+        annotation: TeamAnnotation,
+        name: QueuePath,
+        body: Annotated[NextIn, Body()] = _NEXT_DEFAULTS,
     ) -> dict[str, Any]:
         """The item this key should annotate now, leased to it; asking again gives the same until answered."""
         item = annotation.next_item(name, principal.name, lease=timedelta(seconds=body.lease_seconds))
@@ -216,7 +228,12 @@ def _annotator_routes(router: APIRouter, annotation: AnnotationService) -> None:
         },
     )
     def submit(
-        principal: AnyKey, name: QueuePath, item_id: ItemPath, body: AnswerIn, response: Response
+        principal: Caller,
+        annotation: TeamAnnotation,
+        name: QueuePath,
+        item_id: ItemPath,
+        body: AnswerIn,
+        response: Response,
     ) -> dict[str, Any]:
         """Answer an item as this key: a label, a score, a correction (as the schema asks), a comment."""
         submitted = annotation.submit(name, item_id, principal.name, **body.model_dump())
@@ -235,7 +252,9 @@ def _annotator_routes(router: APIRouter, annotation: AnnotationService) -> None:
             descriptions={**_NO_ITEM, 409: "The queue is not open, or this key answered the item."},
         ),
     )
-    def skip(principal: AnyKey, name: QueuePath, item_id: ItemPath) -> dict[str, Any]:
+    def skip(
+        principal: Caller, annotation: TeamAnnotation, name: QueuePath, item_id: ItemPath
+    ) -> dict[str, Any]:
         """Pass on an item: it goes to someone else and is not handed to this key again."""
         annotation.skip(name, item_id, principal.name)
         return {"item_id": item_id, "annotator": principal.name, "skipped": True}
@@ -246,6 +265,6 @@ def _annotator_routes(router: APIRouter, annotation: AnnotationService) -> None:
         response_model=StatusOut,
         responses=_annotator_responses(400, 404, descriptions=_NO_QUEUE),
     )
-    def status(_: AnyKey, name: QueuePath) -> dict[str, Any]:
+    def status(annotation: TeamAnnotation, name: QueuePath) -> dict[str, Any]:
         """Items complete, partly answered and untouched, answers per annotator, and agreement."""
         return annotation.status(name).as_dict()

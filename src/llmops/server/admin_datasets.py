@@ -3,7 +3,8 @@
 Reading, diffs, exports and rows sent in the body answer at once; work that reads whole versions or the
 trace table (cleaning, imports from traces, profiles) runs as a job: the answer is 202 with the job,
 whose progress and result are at /api/jobs/{id}. A recipe is checked before its job starts, so a bad
-step or parameter is a 400 at once.
+step or parameter is a 400 at once. A team's key sees and writes its team's datasets only (another
+team's answers 404), and imports from traces take its team's traces only.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from llmops.datasets import operations
-from llmops.datasets.service import DatasetService
 from llmops.gateway.auth import Principal
 from llmops.jobs.service import JobContext, JobService
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import NO_NUL, error_responses, link
 from llmops.server.dataset_schema import (
     CleanIn,
@@ -40,6 +40,7 @@ from llmops.server.dataset_schema import (
     VersionQuery,
     VersionWriteOut,
 )
+from llmops.server.team_views import TeamDatasets
 from llmops.services import Services
 
 _NO_DATASET = {404: "No dataset has this name."}
@@ -63,15 +64,15 @@ def _author(given: str | None, principal: Principal) -> str:
 
 
 def dataset_routes(services: Services) -> APIRouter:
+    """The datasets' routes; each sees the caller's team's datasets (and, from traces, its traces) only."""
     router = APIRouter(tags=["datasets"])
-    datasets = services.store.datasets
-    _reading_routes(router, datasets)
-    _writing_routes(router, datasets, services.store.jobs, services.settings.pii_salt)
-    _export_route(router, datasets)
+    _reading_routes(router)
+    _writing_routes(router, services.store.jobs, services.settings.pii_salt)
+    _export_route(router)
     return router
 
 
-def _reading_routes(router: APIRouter, datasets: DatasetService) -> None:
+def _reading_routes(router: APIRouter) -> None:
     @router.get(
         "/api/datasets",
         operation_id="list_datasets",
@@ -81,7 +82,7 @@ def _reading_routes(router: APIRouter, datasets: DatasetService) -> None:
             **error_responses(),
         },
     )
-    def list_datasets(_: Admin) -> dict[str, Any]:
+    def list_datasets(datasets: TeamDatasets) -> dict[str, Any]:
         """Every dataset with its latest version and row count."""
         found = datasets.list_datasets()
         return {
@@ -102,7 +103,7 @@ def _reading_routes(router: APIRouter, datasets: DatasetService) -> None:
         response_model=DatasetDetailOut,
         responses=error_responses(400, 404, descriptions=_NO_DATASET),
     )
-    def get_dataset(_: Admin, name: DatasetPath) -> dict[str, Any]:
+    def get_dataset(datasets: TeamDatasets, name: DatasetPath) -> dict[str, Any]:
         """A dataset's versions with their lineage (parents, operation, parameters, who, when)."""
         return {"name": name, "versions": [version.to_dict() for version in datasets.versions(name)]}
 
@@ -112,7 +113,7 @@ def _reading_routes(router: APIRouter, datasets: DatasetService) -> None:
         response_model=VersionOut,
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
-    def get_version(_: Admin, name: DatasetPath, version: VersionPath) -> dict[str, Any]:
+    def get_version(datasets: TeamDatasets, name: DatasetPath, version: VersionPath) -> dict[str, Any]:
         """One version: its lineage and, for a cleaning run, each step's report."""
         return datasets.resolve(f"{name}@{version}").to_dict()
 
@@ -123,7 +124,7 @@ def _reading_routes(router: APIRouter, datasets: DatasetService) -> None:
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
     def list_rows(
-        _: Admin,
+        datasets: TeamDatasets,
         name: DatasetPath,
         version: VersionPath,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Rows to skip.")] = 0,
@@ -145,7 +146,7 @@ def _reading_routes(router: APIRouter, datasets: DatasetService) -> None:
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
     def diff(
-        _: Admin,
+        datasets: TeamDatasets,
         name: DatasetPath,
         base: VersionQuery,
         other: VersionQuery,
@@ -160,9 +161,7 @@ def _reading_routes(router: APIRouter, datasets: DatasetService) -> None:
         ).to_dict()
 
 
-def _writing_routes(
-    router: APIRouter, datasets: DatasetService, jobs: JobService, pii_salt: str | None
-) -> None:
+def _writing_routes(router: APIRouter, jobs: JobService, pii_salt: str | None) -> None:
     @router.post(
         "/api/datasets/{name}/rows",
         operation_id="add_dataset_rows",
@@ -173,10 +172,19 @@ def _writing_routes(
                 "model": VersionWriteOut,
                 "description": "The rows equal the latest version's: nothing new.",
             },
-            **error_responses(400, 404, descriptions={404: "`append` to a dataset that does not exist."}),
+            **error_responses(
+                400,
+                404,
+                descriptions={
+                    404: "`append` to a dataset that does not exist, "
+                    "or the name is taken by a dataset of another team."
+                },
+            ),
         },
     )
-    def add_rows(principal: Admin, name: DatasetPath, body: RowsIn, response: Response) -> dict[str, Any]:
+    def add_rows(
+        principal: Caller, datasets: TeamDatasets, name: DatasetPath, body: RowsIn, response: Response
+    ) -> dict[str, Any]:
         """Store the rows as the next version (the dataset is created if new)."""
         rows: Iterable[dict[str, Any]] = [row.to_row() for row in body.rows]
         parents: list[str] = []
@@ -202,14 +210,22 @@ def _writing_routes(
         operation_id="import_dataset_from_traces",
         status_code=202,
         response_model=JobOut,
-        responses={202: {"links": _JOB_LINK}, **error_responses(400)},
+        responses={
+            202: {"links": _JOB_LINK},
+            **error_responses(
+                400, 404, descriptions={404: "The name is taken by a dataset of another team."}
+            ),
+        },
     )
-    def from_traces(principal: Admin, name: DatasetPath, body: TracesIn) -> dict[str, Any]:
+    def from_traces(
+        principal: Caller, datasets: TeamDatasets, name: DatasetPath, body: TracesIn
+    ) -> dict[str, Any]:
         """Start a job that turns the matching traces into the next version (its result names the version)."""
         from llmops.datasets.traces_source import selection_from_options
 
         options = body.model_dump(exclude={"message", "author"})
         selection = selection_from_options(**options)
+        datasets.check_writable(name)  # another team's name: 404 now, not a failed job
         author = _author(body.author, principal)
 
         def work(context: JobContext) -> dict[str, Any]:
@@ -226,15 +242,24 @@ def _writing_routes(
         operation_id="clean_dataset",
         status_code=202,
         response_model=JobOut,
-        responses={202: {"links": _JOB_LINK}, **error_responses(400, 404, descriptions=_NO_VERSION)},
+        responses={
+            202: {"links": _JOB_LINK},
+            **error_responses(
+                400,
+                404,
+                descriptions={404: "No such dataset or version, or `into` is a dataset of another team."},
+            ),
+        },
     )
-    def clean(principal: Admin, name: DatasetPath, body: CleanIn) -> dict[str, Any]:
+    def clean(principal: Caller, datasets: TeamDatasets, name: DatasetPath, body: CleanIn) -> dict[str, Any]:
         """Start a cleaning job; the recipe's steps and parameters are checked first (400 naming the step)."""
         from llmops.datasets.cleaning.base import StepContext, StepRegistry
         from llmops.datasets.cleaning.recipe import Recipe
 
         ref = name if body.version is None else f"{name}@{body.version}"
         source = datasets.resolve(ref)
+        if body.into is not None:
+            datasets.check_writable(body.into)
         recipe = Recipe.from_data(body.recipe, origin="recipe")
         recipe.build(StepRegistry(), StepContext())  # a bad step or parameter: 400 now, not a failed job
         author = _author(body.author, principal)
@@ -264,7 +289,9 @@ def _writing_routes(
         response_model=JobOut,
         responses={202: {"links": _JOB_LINK}, **error_responses(400, 404, descriptions=_NO_VERSION)},
     )
-    def profile(principal: Admin, name: DatasetPath, version: VersionPath, body: ProfileIn) -> dict[str, Any]:
+    def profile(
+        principal: Caller, datasets: TeamDatasets, name: DatasetPath, version: VersionPath, body: ProfileIn
+    ) -> dict[str, Any]:
         """Start a job that profiles the version; the job's result is the profile."""
         found = datasets.resolve(f"{name}@{version}")
 
@@ -288,7 +315,7 @@ def _writing_routes(
         return jobs.submit("dataset.profile", params, work, created_by=principal.name).to_dict()
 
 
-def _export_route(router: APIRouter, datasets: DatasetService) -> None:
+def _export_route(router: APIRouter) -> None:
     @router.get(
         "/api/datasets/{name}/versions/{version}/export",
         operation_id="export_dataset_version",
@@ -309,7 +336,7 @@ def _export_route(router: APIRouter, datasets: DatasetService) -> None:
         },
     )
     def export(
-        _: Admin,
+        datasets: TeamDatasets,
         name: DatasetPath,
         version: VersionPath,
         format: Annotated[

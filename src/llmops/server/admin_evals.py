@@ -3,7 +3,8 @@
 Creating (or resuming) a run answers 202 at once with the run; the run executes as a job on this
 server's own gateway (its event loop), and its progress, cancel and result are at /api/jobs/{id} and
 /api/evals/{run}. External endpoint targets are run from the CLI, which adds the endpoint as a model of
-its own gateway; a server's models are its configuration's.
+its own gateway; a server's models are its configuration's. A team's key sees its team's runs only
+(another team's answers 404), and creates runs over the datasets, traces and prompts its team sees.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from llmops.evals.service import RunRequest
 from llmops.evals.targets import Target
 from llmops.gateway.auth import Principal
 from llmops.jobs.service import JobContext
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import NO_NUL, error_responses, link
 from llmops.server.eval_schema import (
     GateIn,
@@ -30,6 +31,7 @@ from llmops.server.eval_schema import (
     RunOut,
     RunPath,
 )
+from llmops.server.team_views import TeamEvals, TeamPrompts
 from llmops.services import Services
 
 _NO_RUN = {404: "No run has this id, name or label."}
@@ -48,7 +50,6 @@ def eval_routes(services: Services) -> APIRouter:
 
 
 def _reading_routes(router: APIRouter, services: Services) -> None:
-    evals = services.store.evals
 
     @router.get(
         "/api/evals",
@@ -60,7 +61,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         },
     )
     def list_runs(
-        _: Admin,
+        evals: TeamEvals,
         dataset: Annotated[
             str | None, Query(max_length=200, pattern=NO_NUL, description="A dataset name.")
         ] = None,
@@ -87,7 +88,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         },
     )
     def compare_runs(
-        _: Admin,
+        evals: TeamEvals,
         runs: Annotated[
             list[Annotated[str, Query(min_length=1, max_length=200, pattern=NO_NUL)]],
             Query(
@@ -117,7 +118,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         response_model=GateOut,
         responses=error_responses(400, 404, descriptions=_NO_RUN),
     )
-    def gate_runs(_: Admin, body: GateIn) -> dict[str, Any]:
+    def gate_runs(evals: TeamEvals, body: GateIn) -> dict[str, Any]:
         """The CI gate as JSON: passed (exit_code 0), or which metric regressed and by how much (1)."""
         pairs = [(item.metric, float(item.max_drop)) for item in body.metrics]
         result = evals.gate(body.baseline, body.candidate, pairs, alpha=float(body.alpha), seed=body.seed)
@@ -137,7 +138,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         response_model=RunOut,
         responses=error_responses(400, 404, descriptions=_NO_RUN),
     )
-    def get_run(_: Admin, run: RunPath) -> dict[str, Any]:
+    def get_run(evals: TeamEvals, run: RunPath) -> dict[str, Any]:
         """A run: target, dataset version, metrics, status, progress and summary (aggregates per metric)."""
         return evals.get(run).to_dict()
 
@@ -148,7 +149,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         responses=error_responses(400, 404, descriptions=_NO_RUN),
     )
     def list_results(
-        _: Admin,
+        evals: TeamEvals,
         run: RunPath,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -160,7 +161,6 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
 
 
 def _running_routes(router: APIRouter, services: Services) -> None:
-    evals = services.store.evals
 
     @router.post(
         "/api/evals",
@@ -170,11 +170,19 @@ def _running_routes(router: APIRouter, services: Services) -> None:
         responses={
             202: {"links": _RUN_LINKS},
             **error_responses(
-                400, 404, 409, descriptions={404: "No such dataset version.", 409: "The name is taken."}
+                400,
+                404,
+                409,
+                descriptions={
+                    404: "No such dataset version or prompt (among the caller's team's).",
+                    409: "The name is taken.",
+                },
             ),
         },
     )
-    async def create_run(principal: Admin, body: RunIn) -> dict[str, Any]:
+    async def create_run(
+        principal: Caller, evals: TeamEvals, prompts: TeamPrompts, body: RunIn
+    ) -> dict[str, Any]:
         """Start a run as a job (its metrics, target and dataset version checked first)."""
         from llmops.datasets.traces_source import selection_from_options
         from llmops.evals.execution import check_models
@@ -200,6 +208,8 @@ def _running_routes(router: APIRouter, services: Services) -> None:
             limit=body.limit,
         )
         check_models(target, body.judge_model, services)
+        if target.kind == "prompt":  # the gateway renders it: it must be one the caller sees
+            await asyncio.to_thread(prompts.get, str(target.model))
         created = await asyncio.to_thread(evals.create_run, request, ScorerRegistry(), author=principal.name)
         return _start(services, created, principal, asyncio.get_running_loop()).to_dict()
 
@@ -215,7 +225,7 @@ def _running_routes(router: APIRouter, services: Services) -> None:
             ),
         },
     )
-    async def resume_run(principal: Admin, run: RunPath) -> dict[str, Any]:
+    async def resume_run(principal: Caller, evals: TeamEvals, run: RunPath) -> dict[str, Any]:
         """Finish an interrupted or cancelled run as a new job; finished items are not run again."""
         prepared = await asyncio.to_thread(evals.prepare_resume, run)
         return _start(services, prepared, principal, asyncio.get_running_loop()).to_dict()
@@ -224,9 +234,17 @@ def _running_routes(router: APIRouter, services: Services) -> None:
         "/api/evals/{run}/labels",
         operation_id="label_eval_run",
         response_model=RunOut,
-        responses=error_responses(400, 404, 409, descriptions={**_NO_RUN, 409: "The run has not succeeded."}),
+        responses=error_responses(
+            400,
+            404,
+            409,
+            descriptions={
+                **_NO_RUN,
+                409: "The run has not succeeded, or the label points at a run of another team.",
+            },
+        ),
     )
-    def label_run(principal: Admin, run: RunPath, body: LabelIn) -> dict[str, Any]:
+    def label_run(principal: Caller, evals: TeamEvals, run: RunPath, body: LabelIn) -> dict[str, Any]:
         """Point a label (e.g. production) at this run: the baseline a gate compares with."""
         return evals.label(run, body.label, principal.name).to_dict()
 

@@ -4,7 +4,7 @@ Bodies and parameters declare the service's own rules (name and label patterns, 
 with distinct names, versions and weights in range), so what the schema accepts is not refused as
 invalid: a missing prompt, version, experiment or variant is 404, and what contradicts the
 experiment's state (a taken name, another experiment running on the label, an experiment that has
-ended) is 409.
+ended) is 409. An experiment belongs to the team of its prompt: another team's answers 404.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from llmops.prompts.experiments import (
     MAX_VARIANTS,
     MAX_WEIGHT,
     ExperimentConflict,
-    ExperimentService,
 )
 from llmops.prompts.spec import LABEL_SCHEMA_PATTERN, MAX_VERSION, NAME_PATTERN
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import NO_NUL, error_responses, link
+from llmops.server.team_views import TeamExperiments
 from llmops.services import Services
 
 _Label = Annotated[str, Field(pattern=LABEL_SCHEMA_PATTERN, max_length=100)]
@@ -244,7 +244,7 @@ def _author(given: str | None, principal: Principal) -> str:
 
 
 def experiment_routes(services: Services) -> APIRouter:
-    experiments: ExperimentService = services.store.experiments
+    """The experiments' routes; each sees the experiments on the caller's team's prompts only."""
     router = APIRouter(tags=["experiments"])
 
     @router.get(
@@ -254,7 +254,7 @@ def experiment_routes(services: Services) -> APIRouter:
         responses={200: {"links": _FROM_LIST}, **error_responses(400)},
     )
     def list_experiments(
-        _: Admin,
+        experiments: TeamExperiments,
         prompt: Annotated[str | None, Query(pattern=NAME_PATTERN, description="Only this prompt's.")] = None,
         status: Literal["running", "promoted", "stopped"] | None = None,
     ) -> list[dict[str, Any]]:
@@ -278,7 +278,9 @@ def experiment_routes(services: Services) -> APIRouter:
             ),
         },
     )
-    def create_experiment(principal: Admin, body: ExperimentCreateIn) -> dict[str, Any]:
+    def create_experiment(
+        principal: Caller, experiments: TeamExperiments, body: ExperimentCreateIn
+    ) -> dict[str, Any]:
         """Start an experiment: requests for the prompt at the label are split between the variants."""
         with _conflicts():
             experiment = experiments.create(
@@ -301,7 +303,7 @@ def experiment_routes(services: Services) -> APIRouter:
             **error_responses(400, 404, descriptions=_NOT_FOUND),
         },
     )
-    def get_experiment(_: Admin, key: KeyPath) -> dict[str, Any]:
+    def get_experiment(experiments: TeamExperiments, key: KeyPath) -> dict[str, Any]:
         """One experiment's definition and state."""
         return experiments.get(key).as_dict()
 
@@ -314,7 +316,7 @@ def experiment_routes(services: Services) -> APIRouter:
         ),
     )
     def experiment_results(
-        _: Admin,
+        experiments: TeamExperiments,
         key: KeyPath,
         control: Annotated[
             str | None,
@@ -342,7 +344,9 @@ def experiment_routes(services: Services) -> APIRouter:
             },
         ),
     )
-    def promote_experiment(principal: Admin, key: KeyPath, body: PromoteIn) -> dict[str, Any]:
+    def promote_experiment(
+        principal: Caller, experiments: TeamExperiments, key: KeyPath, body: PromoteIn
+    ) -> dict[str, Any]:
         """Promote the winner: the label moves to its version and the experiment ends."""
         with _conflicts():
             experiment = experiments.promote(key, body.variant, author=_author(body.author, principal))
@@ -356,7 +360,7 @@ def experiment_routes(services: Services) -> APIRouter:
             400, 404, 409, descriptions={**_NOT_FOUND, 409: "The experiment has ended already."}
         ),
     )
-    def stop_experiment(_: Admin, key: StopKeyPath) -> dict[str, Any]:
+    def stop_experiment(experiments: TeamExperiments, key: StopKeyPath) -> dict[str, Any]:
         """End the experiment without a winner; the label stays where it is."""
         with _conflicts():
             experiment = experiments.stop(key)

@@ -26,8 +26,9 @@ from pydantic.json_schema import SkipJsonSchema
 from llmops.prompts.playground import MAX_CELLS, MAX_CONCURRENCY, from_messages, from_prompt, run_playground
 from llmops.prompts.services import Reference
 from llmops.prompts.spec import LABEL_PATTERN, NAME_PATTERN
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import NO_NUL, error_responses
+from llmops.server.team_views import TeamPrompts
 from llmops.services import Services
 
 MAX_MODELS = 4
@@ -201,20 +202,18 @@ def playground_routes(services: Services) -> APIRouter:
             404,
             descriptions={
                 400: "Invalid body, or the prompt's variables do not render (the message says which).",
-                404: "No prompt, version or label of that name.",
+                404: "No prompt, version or label of that name (among the caller's team's prompts).",
             },
         ),
     )
-    async def run(principal: Admin, body: PlaygroundIn) -> dict[str, Any]:
+    async def run(principal: Caller, prompts: TeamPrompts, body: PlaygroundIn) -> dict[str, Any]:
         """Ask every model with every parameter set, concurrently; each cell is traced.
 
         A cell that fails (unknown model, upstream error) carries its error; the others still answer.
         """
         if body.prompt is not None:
             reference = _reference(body.prompt)
-            conversation = await asyncio.to_thread(
-                from_prompt, services.store.prompts, reference, body.variables or {}
-            )
+            conversation = await asyncio.to_thread(from_prompt, prompts, reference, body.variables or {})
         else:
             conversation = from_messages([message.model_dump() for message in body.messages or []])
         result = await run_playground(

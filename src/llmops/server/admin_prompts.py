@@ -4,7 +4,8 @@ Bodies and answers are declared in :mod:`llmops.server.prompt_schema`, so what t
 stored. What only the text of a template can tell is answered with 400 naming the line or
 the variable: a template that does not parse or uses an undeclared variable, and render variables
 that are missing, undeclared or of the wrong type. A version of another kind than the prompt's, and
-a rollback with nothing earlier to go back to, are 409.
+a rollback with nothing earlier to go back to, are 409. A team's key sees and changes its team's
+prompts only (:mod:`llmops.server.team_views`): another team's prompt answers 404.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from llmops.prompts.spec import (
     LABEL_SCHEMA_PATTERN,
     PromptFile,
 )
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import NO_NUL, error_responses, link
 from llmops.server.prompt_schema import (
     NO_AUTHOR,
@@ -55,6 +56,7 @@ from llmops.server.prompt_schema import (
     RollbackLabelPath,
     VersionPath,
 )
+from llmops.server.team_views import TeamPrompts
 from llmops.services import Services
 
 # -- routes -----------------------------------------------------------------------------------------------
@@ -97,15 +99,15 @@ def _resolve(prompts: PromptService, name: str, label: str | None, version: int 
 
 
 def prompt_routes(services: Services) -> APIRouter:
+    """The registry's routes; each sees the caller's team's prompts only (another team's: 404)."""
     router = APIRouter(tags=["prompts"])
-    prompts = services.store.prompts
-    _reading_routes(router, prompts)
-    _writing_routes(router, prompts)
-    _label_routes(router, prompts)
+    _reading_routes(router)
+    _writing_routes(router)
+    _label_routes(router)
     return router
 
 
-def _reading_routes(router: APIRouter, prompts: PromptService) -> None:
+def _reading_routes(router: APIRouter) -> None:
     one = {"GetPrompt": link("get_prompt", name="$response.body#/data/0/name")}
 
     @router.get(
@@ -115,7 +117,7 @@ def _reading_routes(router: APIRouter, prompts: PromptService) -> None:
         responses={200: {"links": one}, **error_responses(400)},
     )
     def list_prompts(
-        _: Admin,
+        prompts: TeamPrompts,
         tag: Annotated[str | None, Query(description="Only prompts with this tag.", pattern=NO_NUL)] = None,
         search: Annotated[
             str | None, Query(description="Only prompts whose name contains this.", pattern=NO_NUL)
@@ -131,7 +133,7 @@ def _reading_routes(router: APIRouter, prompts: PromptService) -> None:
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
     def get_prompt(
-        _: Admin,
+        prompts: TeamPrompts,
         name: NamePath,
         label: Annotated[
             str | None,
@@ -161,7 +163,7 @@ def _reading_routes(router: APIRouter, prompts: PromptService) -> None:
             **error_responses(400, 404, descriptions=_NO_PROMPT),
         },
     )
-    def list_versions(_: Admin, name: NamePath) -> dict[str, Any]:
+    def list_versions(prompts: TeamPrompts, name: NamePath) -> dict[str, Any]:
         """Every version of a prompt, oldest first, with the labels pointing at each."""
         return {"data": [_version_out(version) for version in prompts.versions(name)]}
 
@@ -171,7 +173,7 @@ def _reading_routes(router: APIRouter, prompts: PromptService) -> None:
         response_model=PromptVersionOut,
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
-    def get_version(_: Admin, name: NamePath, number: VersionPath) -> dict[str, Any]:
+    def get_version(prompts: TeamPrompts, name: NamePath, number: VersionPath) -> dict[str, Any]:
         """One version by number."""
         return _version_out(prompts.get(Reference(name, version=number)))
 
@@ -182,7 +184,7 @@ def _reading_routes(router: APIRouter, prompts: PromptService) -> None:
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
     def diff(
-        _: Admin,
+        prompts: TeamPrompts,
         name: NamePath,
         old: Annotated[int, Query(alias="from", **VERSION_RULE, description="The older version.")],
         new: Annotated[int, Query(alias="to", **VERSION_RULE, description="The newer version.")],
@@ -205,7 +207,7 @@ def _reading_routes(router: APIRouter, prompts: PromptService) -> None:
         ),
     )
     def render(
-        _: Admin, name: NamePath, body: Annotated[PromptRenderIn, Body()] = NOTHING_TO_RENDER
+        prompts: TeamPrompts, name: NamePath, body: Annotated[PromptRenderIn, Body()] = NOTHING_TO_RENDER
     ) -> dict[str, Any]:
         """Render a version with variables: the messages (chat) or the text (text) a request would send."""
         with _answers():
@@ -222,7 +224,7 @@ def _reading_routes(router: APIRouter, prompts: PromptService) -> None:
         }
 
 
-def _writing_routes(router: APIRouter, prompts: PromptService) -> None:
+def _writing_routes(router: APIRouter) -> None:
     created_links = {
         "GetPrompt": link("get_prompt", name="$response.body#/name", version="$response.body#/version"),
         "GetVersion": link(
@@ -255,16 +257,20 @@ def _writing_routes(router: APIRouter, prompts: PromptService) -> None:
             },
             **error_responses(
                 400,
+                404,
                 409,
                 descriptions={
                     400: "Invalid prompt: the body does not match the schema, a template does not parse "
                     "(the message names the line) or uses an undeclared variable.",
+                    404: "The name is taken by a prompt of another team (one this key cannot see).",
                     409: "The prompt exists with another kind (text or chat).",
                 },
             ),
         },
     )
-    def create_version(principal: Admin, body: PromptIn, response: Response) -> dict[str, Any]:
+    def create_version(
+        principal: Caller, prompts: TeamPrompts, body: PromptIn, response: Response
+    ) -> dict[str, Any]:
         """Store a version from a body shaped like a prompt file; the same content is the same version."""
         with _answers():
             spec = _prompt_file(body)
@@ -278,7 +284,7 @@ def _writing_routes(router: APIRouter, prompts: PromptService) -> None:
         }
 
 
-def _label_routes(router: APIRouter, prompts: PromptService) -> None:
+def _label_routes(router: APIRouter) -> None:
     at_label = {
         "GetLabel": link("get_prompt_label", name="$request.path.name", label="$request.path.label"),
         "GetPrompt": link("get_prompt", name="$request.path.name", label="$request.path.label"),
@@ -291,7 +297,7 @@ def _label_routes(router: APIRouter, prompts: PromptService) -> None:
         response_model=PromptLabelListOut,
         responses=error_responses(400, 404, descriptions=_NO_PROMPT),
     )
-    def list_labels(_: Admin, name: NamePath) -> dict[str, Any]:
+    def list_labels(prompts: TeamPrompts, name: NamePath) -> dict[str, Any]:
         """Where each label of a prompt points, who moved it last and when."""
         return {"data": prompts.labels(name)}
 
@@ -301,7 +307,7 @@ def _label_routes(router: APIRouter, prompts: PromptService) -> None:
         response_model=PromptLabelOut,
         responses=error_responses(400, 404, descriptions=_NO_LABEL),
     )
-    def get_label(_: Admin, name: NamePath, label: LabelPath) -> dict[str, Any]:
+    def get_label(prompts: TeamPrompts, name: NamePath, label: LabelPath) -> dict[str, Any]:
         """Where one label points."""
         return prompts.label(name, label)
 
@@ -324,7 +330,9 @@ def _label_routes(router: APIRouter, prompts: PromptService) -> None:
             **error_responses(400, 404, descriptions={404: "No such prompt or version."}),
         },
     )
-    def set_label(principal: Admin, name: NamePath, label: LabelPath, body: PromptLabelIn) -> dict[str, Any]:
+    def set_label(
+        principal: Caller, prompts: TeamPrompts, name: NamePath, label: LabelPath, body: PromptLabelIn
+    ) -> dict[str, Any]:
         """Point a label at a version: a deploy (kept in the label's history)."""
         author = _author(body.author, principal)
         event = prompts.set_label(name, label, body.version, author=author)
@@ -348,7 +356,8 @@ def _label_routes(router: APIRouter, prompts: PromptService) -> None:
         responses=error_responses(400, 404, descriptions=_NO_LABEL),
     )
     def remove_label(
-        principal: Admin,
+        principal: Caller,
+        prompts: TeamPrompts,
         name: NamePath,
         label: LabelPath,
         author: Annotated[
@@ -373,7 +382,8 @@ def _label_routes(router: APIRouter, prompts: PromptService) -> None:
         },
     )
     def rollback(
-        principal: Admin,
+        principal: Caller,
+        prompts: TeamPrompts,
         name: NamePath,
         label: RollbackLabelPath,
         body: Annotated[PromptAuthorIn, Body()] = NO_AUTHOR,
@@ -390,7 +400,7 @@ def _label_routes(router: APIRouter, prompts: PromptService) -> None:
         responses=error_responses(400, 404, descriptions=_NO_PROMPT),
     )
     def history(
-        _: Admin,
+        prompts: TeamPrompts,
         name: NamePath,
         label: Annotated[
             str | None, Query(pattern=LABEL_SCHEMA_PATTERN, max_length=100, description="Only this label.")

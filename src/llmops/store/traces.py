@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from llmops.store.scope import ALL_TEAMS, TeamScope, traces_of
 from llmops.store.tables import feedback, traces
 from llmops.store.trace_rows import TraceRowSink, row_sink
 
@@ -50,6 +51,7 @@ class TraceFilter:
     status: str | None = None
     since: datetime | None = None
     api_key_id: str | None = None
+    team: TeamScope = ALL_TEAMS  # only the traces this team's keys made (see llmops.store.scope)
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -71,9 +73,10 @@ class TraceRepository:
             with self._engine.begin() as connection:
                 connection.execute(insert(traces), list(rows))
 
-    def get(self, trace_id: str) -> dict[str, Any] | None:
+    def get(self, trace_id: str, team: TeamScope = ALL_TEAMS) -> dict[str, Any] | None:
+        """A trace with its feedback; None when there is none, or ``team`` does not see it."""
         with self._engine.connect() as connection:
-            row = connection.execute(select(traces).where(traces.c.id == trace_id)).first()
+            row = connection.execute(select(traces).where(traces.c.id == trace_id, *traces_of(team))).first()
             if row is None:
                 return None
             notes = connection.execute(
@@ -98,14 +101,16 @@ class TraceRepository:
             conditions.append(traces.c.api_key_id == where.api_key_id)
         if before_id is not None:
             conditions.append(traces.c.id < before_id)
+        conditions += traces_of(where.team)
         columns = [traces.c[name] for name in SUMMARY_COLUMNS]
         query = select(*columns).where(*conditions).order_by(traces.c.id.desc()).limit(limit)
         with self._engine.connect() as connection:
             return [_row_dict(row) for row in connection.execute(query)]
 
-    def exists(self, trace_id: str) -> bool:
+    def exists(self, trace_id: str, team: TeamScope = ALL_TEAMS) -> bool:
+        query = select(traces.c.id).where(traces.c.id == trace_id, *traces_of(team))
         with self._engine.connect() as connection:
-            return connection.execute(select(traces.c.id).where(traces.c.id == trace_id)).first() is not None
+            return connection.execute(query).first() is not None
 
     def add_feedback(self, row: dict[str, Any]) -> None:
         with self._engine.begin() as connection:

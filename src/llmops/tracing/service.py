@@ -3,6 +3,9 @@
 Errors: :class:`TraceNotFound` (no such trace), :class:`InvalidQuery` (bad filter, cursor or
 feedback; the message says which field) and its kind :class:`UnknownKey` (the ``key`` filter names
 no API key).
+
+Each function takes an optional ``team`` scope (see :mod:`llmops.store.scope`): the traces made by
+that team's keys only, another team's trace being "not found". The default is every trace (the CLI).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, Literal
 
 from llmops.ids import new_id
 from llmops.store.keys import KeyRepository
+from llmops.store.scope import ALL_TEAMS, TeamScope, sees
 from llmops.store.traces import TraceFilter, TraceRepository
 
 MAX_PAGE_SIZE = 500
@@ -97,6 +101,7 @@ class TraceService:
         key: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        team: TeamScope = ALL_TEAMS,
     ) -> TracePage:
         if status is not None and status not in STATUSES:
             raise InvalidQuery(f"status: expected one of {', '.join(STATUSES)}, got {status!r}")
@@ -104,33 +109,37 @@ class TraceService:
             raise InvalidQuery(f"limit: expected 1 to {MAX_PAGE_SIZE}, got {limit}")
         if cursor is not None and not _ID.fullmatch(cursor):
             raise InvalidQuery(f"cursor: not a trace cursor: {cursor!r}")
-        where = TraceFilter(model=model, status=status, since=since, api_key_id=self._key_id(key))
+        where = TraceFilter(
+            model=model, status=status, since=since, api_key_id=self._key_id(key, team), team=team
+        )
         items = self._traces.list(where, limit + 1, before_id=cursor)
         more = len(items) > limit
         items = items[:limit]
         return TracePage(items, items[-1]["id"] if more else None)
 
-    def _key_id(self, key: str | None) -> str | None:
-        """Accept a key id or a key name."""
+    def _key_id(self, key: str | None, team: TeamScope) -> str | None:
+        """Accept a key id or the name of a key the caller's team sees (another team's: unknown)."""
         if key is None or key.startswith("key_"):
             return key
         for row in self._keys.list(include_revoked=True):
-            if row.name == key:
+            if row.name == key and sees(team, row.team_id):
                 return row.id
         raise UnknownKey(f"key: no API key with id or name {key!r}")
 
-    def get(self, trace_id: str) -> dict[str, Any]:
-        trace = self._traces.get(trace_id) if _ID.fullmatch(trace_id) else None
+    def get(self, trace_id: str, *, team: TeamScope = ALL_TEAMS) -> dict[str, Any]:
+        trace = self._traces.get(trace_id, team) if _ID.fullmatch(trace_id) else None
         if trace is None:
             raise TraceNotFound(f"trace {trace_id!r} not found")
         return trace
 
-    def add_feedback(self, trace_id: str, feedback: FeedbackInput) -> dict[str, Any]:
+    def add_feedback(
+        self, trace_id: str, feedback: FeedbackInput, *, team: TeamScope = ALL_TEAMS
+    ) -> dict[str, Any]:
         if feedback.score is None and feedback.thumb is None and not feedback.label and not feedback.comment:
             raise InvalidQuery("feedback: give at least one of score, thumb, label or comment")
         if feedback.thumb not in (None, "up", "down"):
             raise InvalidQuery(f"thumb: expected up or down, got {feedback.thumb!r}")
-        if not (_ID.fullmatch(trace_id) and self._traces.exists(trace_id)):
+        if not (_ID.fullmatch(trace_id) and self._traces.exists(trace_id, team)):
             raise TraceNotFound(f"trace {trace_id!r} not found")
         row = {
             "id": new_id(),
