@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from llmops.annotation.service import AnnotationService
+from llmops.audit import AuditService
+from llmops.credentials import CredentialService, key_source
 from llmops.datasets.service import DatasetService
 from llmops.deployments import CanaryController, DeploymentService, DeploymentWatcher
 from llmops.evals.service import EvalService
@@ -27,11 +29,15 @@ from llmops.gateway.cache import ResponseCache
 from llmops.gateway.catalog import ModelCatalog, configured_models
 from llmops.gateway.deployments import Deployment
 from llmops.gateway.keys import KeyService
+from llmops.gateway.limiting import LimitStep
 from llmops.gateway.prompting import PromptStep
 from llmops.gateway.reload import ConfigReloader
 from llmops.gateway.router import Router
 from llmops.gateway.service import Gateway
 from llmops.jobs.service import JobService
+from llmops.limits.backends import LimitBackend, MemoryBackend
+from llmops.limits.limiter import Limiter, LimiterOptions
+from llmops.limits.spend import SpendLedger, SpendRepository
 from llmops.prompts.experiments import ExperimentService
 from llmops.prompts.repository import PromptRepository
 from llmops.prompts.resolver import PromptResolver
@@ -41,12 +47,16 @@ from llmops.providers.registry import ProviderRegistry
 from llmops.registry import ArtefactStore, RegistryService
 from llmops.settings import Settings, load_settings
 from llmops.store import KeyRepository, TraceRepository, open_database, ping
+from llmops.teams.repository import TeamRepository
+from llmops.teams.service import TeamService
 from llmops.tracing.metrics import (
+    Counter,
     DeploymentMetrics,
     GatewayMetrics,
     Gauge,
     GaugeFamily,
     LabelValues,
+    LimitMetrics,
     MetricsRegistry,
 )
 from llmops.tracing.service import TraceService
@@ -55,6 +65,7 @@ from llmops.training.service import FinetuneService
 
 if TYPE_CHECKING:
     from llmops.gateway.cache.semantic import Embedder, SemanticIndex
+    from llmops.limits.capacity import DeploymentCapacity
 
 log = logging.getLogger("llmops")
 
@@ -65,6 +76,8 @@ class Store:
 
     engine: Engine
     key_repository: KeyRepository
+    team_repository: TeamRepository
+    teams: TeamService
     trace_repository: TraceRepository
     keys: KeyService
     traces: TraceService
@@ -77,6 +90,9 @@ class Store:
     registry: RegistryService
     finetune: FinetuneService
     deployments: DeploymentService
+    audit: AuditService
+    credentials: CredentialService
+    spend: SpendRepository
 
     def close(self) -> None:
         self.jobs.close()
@@ -85,7 +101,9 @@ class Store:
 
 def open_store(settings: Settings) -> Store:
     engine = open_database(settings.resolved_database_url)
+    audit = AuditService(engine)
     key_repository = KeyRepository(engine)
+    team_repository = TeamRepository(engine)
     trace_repository = TraceRepository(engine)
     prompt_repository = PromptRepository(engine)
     prompts = PromptService(prompt_repository)
@@ -98,13 +116,21 @@ def open_store(settings: Settings) -> Store:
         engine, registry, evals=evals, configured=lambda: [m.name for m in configured_models(settings)]
     )
     registry.in_use = deployments.uses  # a version a deployment serves is not deleted
+    spend = SpendRepository(engine)
     return Store(
         engine=engine,
         prompts=prompts,
         experiments=ExperimentService(engine, prompts, prompt_repository),
         key_repository=key_repository,
+        team_repository=team_repository,
         trace_repository=trace_repository,
-        keys=KeyService(key_repository),
+        keys=KeyService(key_repository, team_repository, audit=audit, spend=spend.current),
+        teams=TeamService(
+            team_repository,
+            audit=audit,
+            key_count=lambda team_id: len(key_repository.list(team_id=team_id)),
+            spend=spend.current,
+        ),
         traces=TraceService(trace_repository, key_repository),
         datasets=datasets,
         annotation=AnnotationService(engine, datasets),
@@ -113,7 +139,22 @@ def open_store(settings: Settings) -> Store:
         jobs=JobService(engine, owner=f"{socket.gethostname()}:{os.getpid()}"),
         finetune=FinetuneService(engine, datasets, settings.home, registry=registry),
         deployments=deployments,
+        audit=audit,
+        spend=spend,
+        credentials=CredentialService(
+            engine, key_source(settings), audit, used_by=lambda: _credential_users(settings)
+        ),
     )
+
+
+def _credential_users(settings: Settings) -> dict[str, list[str]]:
+    """Stored credential name → the configured models whose deployments need it."""
+    users: dict[str, list[str]] = {}
+    for model in settings.models:
+        for deployment in model.deployments:
+            if deployment.api_key_credential:
+                users.setdefault(deployment.api_key_credential, []).append(model.name)
+    return users
 
 
 @dataclass
@@ -134,6 +175,7 @@ class Services:
     deployment_watcher: DeploymentWatcher
     canary_controller: CanaryController
     deployment_metrics: DeploymentMetrics
+    limiter: Limiter
 
     @property
     def catalog(self) -> ModelCatalog:
@@ -144,6 +186,7 @@ class Services:
         await asyncio.to_thread(self.authenticator.load)
         await asyncio.to_thread(self.store.jobs.recover_interrupted)
         self.writer.start()
+        self.limiter.start()
         self.authenticator.start()
         await self.prompt_resolver.start()
         await self.catalog.start()
@@ -183,6 +226,7 @@ class Services:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await asyncio.to_thread(self.store.jobs.close)  # running jobs stop at their next progress report
         await self.writer.drain()
+        await self.limiter.stop()  # settled spend written to the database
         await self.authenticator.stop()
         await self.prompt_resolver.stop()
         await self.canary_controller.stop()
@@ -216,6 +260,35 @@ def _deployments_of(catalog: ModelCatalog, models: Iterable[str]) -> list[Deploy
         found.extend(route.deployments)
         waiting.extend((*route.config.fallbacks, *route.config.context_window_fallbacks))
     return found
+
+
+def build_limits(
+    settings: Settings, spend: SpendRepository, registry: MetricsRegistry
+) -> tuple[Limiter, DeploymentCapacity | None]:
+    """Rate limits and budgets in this process, or in Redis when replicas share LLMOPS_REDIS_URL
+    (then deployments' declared rpm/tpm are shared too: the capacity; None without Redis).
+
+    Nothing connects here: Redis is reached by the first limited request.
+    """
+    metrics = LimitMetrics(registry)
+    backend: LimitBackend
+    capacity = None
+    if settings.redis_url:
+        from llmops.limits.capacity import DeploymentCapacity
+        from llmops.limits.redis_backend import RedisBackend
+
+        backend = RedisBackend(settings.redis_url)
+        capacity = DeploymentCapacity(backend, metrics, on_error=settings.rate_limit_on_redis_error)
+    else:
+        backend = MemoryBackend()
+    options = LimiterOptions(
+        alert_fraction=settings.budget_alert_fraction,
+        rate_on_error=settings.rate_limit_on_redis_error,
+        budget_on_error=settings.budget_on_redis_error,
+        hold_seconds=settings.limits_hold_seconds,
+        flush_seconds=settings.spend_flush_seconds,
+    )
+    return Limiter(backend, SpendLedger(spend), metrics, options), capacity
 
 
 def build_cache(settings: Settings, metrics: GatewayMetrics, context: ProviderContext) -> ResponseCache:
@@ -278,7 +351,7 @@ def build_services(
     """``reload`` resolves the settings again (SIGHUP, POST /api/admin/reload); default: same file."""
     store = open_store(settings)
     registry = registry or ProviderRegistry()
-    context = ProviderContext(settings=settings)
+    context = ProviderContext(settings=settings, credentials=store.credentials.reveal_many)
     watcher = DeploymentWatcher(store.deployments, poll_seconds=settings.deployment_poll_seconds)
     catalog = ModelCatalog.build(watcher.overlay(configured_models(settings)), registry, context)
     metrics_registry = MetricsRegistry()
@@ -294,21 +367,34 @@ def build_services(
     metrics_registry.add(
         Gauge("llmops_trace_queue_depth", "Traces waiting to be written.", lambda: writer.depth)
     )
+    auth_failures = Counter(
+        "llmops_auth_failures_total",
+        "Failed authentications, by reason (missing, invalid, expired, blocked).",
+        ("reason",),
+    )
+    metrics_registry.add(auth_failures)
     authenticator = Authenticator(
-        store.key_repository, cache_seconds=settings.key_cache_seconds, open_allowed=open_allowed
+        store.key_repository,
+        cache_seconds=settings.key_cache_seconds,
+        open_allowed=open_allowed,
+        teams=store.team_repository,
+        failures_per_minute=settings.auth_failures_per_minute,
+        failure_counter=auth_failures,
     )
     cache = build_cache(settings, metrics, context)
     prompt_resolver = PromptResolver(
         store.prompts, store.experiments, refresh_seconds=settings.prompt_refresh_seconds
     )
+    limiter, capacity = build_limits(settings, store.spend, metrics_registry)
     gateway = Gateway(
         catalog,
         writer,
         metrics,
         record_content=settings.trace_content,
-        router=Router(metrics),
+        router=Router(metrics, capacity=capacity),
         cache=cache,
         prompts=PromptStep(prompt_resolver, record_variables=settings.trace_content),
+        limits=LimitStep(limiter, default_max_tokens=settings.limits_default_max_tokens),
     )
     for gauge in _deployment_gauges(gateway):
         metrics_registry.add(gauge)
@@ -343,4 +429,5 @@ def build_services(
         deployment_watcher=watcher,
         canary_controller=controller,
         deployment_metrics=deployment_metrics,
+        limiter=limiter,
     )

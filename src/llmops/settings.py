@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     upstream_max_connections: int = Field(default=1000, ge=1, description="Pooled keep-alive connections.")
     redis_url: str | None = Field(
         default=None,
-        description="Redis shared by replicas (response cache), e.g. redis://127.0.0.1:6379/0.",
+        description="Redis shared by replicas (response cache, rate limits and budgets), "
+        "e.g. redis://127.0.0.1:6379/0.",
     )
     cache_max_entries: int = Field(
         default=10_000, ge=1, description="Answers kept by the in-memory response cache (one replica)."
@@ -98,6 +99,16 @@ class Settings(BaseSettings):
         default=True, description="Store request messages and response text in traces."
     )
     key_cache_seconds: float = Field(default=30.0, gt=0, description="How long a checked API key is trusted.")
+    auth_failures_per_minute: int = Field(
+        default=20,
+        ge=0,
+        description="Failed authentications per minute from one address before it gets 429 (0: off).",
+    )
+    key_rotation_grace_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="How long a rotated key's previous secret still works (default one day).",
+    )
     prompt_refresh_seconds: float = Field(
         default=2.0,
         gt=0,
@@ -106,6 +117,16 @@ class Settings(BaseSettings):
     local_threads: int | None = Field(default=None, ge=1, description="CPU threads for the embedded model.")
     local_context_tokens: int = Field(
         default=2048, ge=256, description="Context window of the embedded model."
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Master key that encrypts stored credentials: base64 of 32 random bytes "
+        "(else the key file is used).",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="File holding the master key (mode 0600); default <home>/master.key, "
+        "created on first need.",
     )
     pii_salt: str | None = Field(
         default=None,
@@ -134,6 +155,35 @@ class Settings(BaseSettings):
         gt=0,
         description="How often each replica judges running canaries against their guard rules.",
     )
+    rate_limit_on_redis_error: Literal["fail_open", "fail_closed"] = Field(
+        default="fail_open",
+        description="Rate limits (rpm/tpm) when Redis cannot be reached: admit uncounted, or answer 503.",
+    )
+    budget_on_redis_error: Literal["fail_open", "fail_closed"] = Field(
+        default="fail_closed",
+        description="Budgets when Redis (or the spend table, to seed a counter) cannot be reached: "
+        "admit uncounted, or answer 503.",
+    )
+    budget_alert_fraction: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Share of a budget whose crossing by settled spend is logged and counted as an alert.",
+    )
+    spend_flush_seconds: float = Field(
+        default=2.0, gt=0, description="How often settled spend is added to the database's spend table."
+    )
+    limits_default_max_tokens: int = Field(
+        default=4096,
+        ge=1,
+        description="Completion tokens a request without max_tokens reserves against tpm and budgets.",
+    )
+    limits_hold_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long a budget reservation holds when its request is never settled "
+        "(its replica crashed).",
+    )
     models: tuple[ModelConfig, ...] = Field(
         default=(), description="Models served; empty = embedded defaults."
     )
@@ -155,6 +205,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'llmops.db'}"
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return self.master_key_file or self.home / "master.key"
 
 
 class _MappingSource(PydanticBaseSettingsSource):

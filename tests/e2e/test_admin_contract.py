@@ -17,7 +17,7 @@ from conftest import Server
     [
         ("PUT", "/api/keys", "GET, POST"),
         ("TRACE", "/api/keys", "GET, POST"),
-        ("GET", "/api/keys/anything", "DELETE"),
+        ("GET", "/api/keys/anything", "DELETE, PATCH"),
         ("PATCH", "/api/traces/0", "GET"),
         ("GET", "/api/admin/reload", "POST"),
         ("GET", "/v1/chat/completions", "POST"),

@@ -100,5 +100,5 @@ def test_every_status_is_declared(api: Server) -> None:
     schema = expect(call_api(api, "GET", "/api/openapi.json"))
     for path in ("/api/pii/analyze", "/api/pii/redact"):
         operation = schema["paths"][path]["post"]
-        assert set(operation["responses"]) == {"200", "400", "401", "403"}
+        assert set(operation["responses"]) == {"200", "400", "401", "403", "429"}
         assert operation["requestBody"]["content"]["application/json"]["schema"]

@@ -150,3 +150,13 @@ def _errors(server: Server, tmp_path: Path) -> None:
     _error(call_api(server, "PUT", f"{base}/m/aliases/latest", json={"version": 1}), 400)
     _error(call_api(server, "DELETE", f"{base}/m/aliases/production"), 404)
     _error(call_api(server, "DELETE", f"{base}/m/versions/production"), 400)
+
+
+def test_artefact_paths_must_be_absolute(server: Server) -> None:
+    """`~` once meant the server's home folder, which a request then spent minutes hashing."""
+    for path in ("~", "relative/model.gguf"):
+        response = call_api(
+            server, "POST", "/api/registry/models/m/versions", json={"artefacts": {"gguf": path}}
+        )
+        assert response.status_code == 400
+        assert "absolute path" in response.json()["error"]["message"]

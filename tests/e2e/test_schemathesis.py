@@ -50,7 +50,12 @@ def api_server(tmp_path: Path, database_url: str) -> Iterator[Server]:
         models=[{"name": "echo", "provider": "echo"}],
         keys={"admin": "admin"},
         database_url=database_url,
-        env={"LLMOPS_FINETUNE_ON_SERVER": "false"},  # generated runs would train for the whole test
+        env={
+            "LLMOPS_FINETUNE_ON_SERVER": "false",  # generated runs would train for the whole test
+            # the run sends requests without a key on purpose; past 20 such failures a real server would
+            # hold this address back with 429 for a minute, and the rest of the run would check nothing
+            "LLMOPS_AUTH_FAILURES_PER_MINUTE": "0",
+        },
     )
     try:
         _record_traces(server)

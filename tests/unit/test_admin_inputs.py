@@ -89,7 +89,7 @@ def test_a_key_cannot_revoke_itself(keys: KeyService) -> None:
         keys.revoke("me", acting_key_id=me.id)
     with pytest.raises(KeyConflict):
         keys.revoke(me.id, acting_key_id=me.id)
-    assert [row.id for row in keys.list()] == [me.id, other.id]
+    assert [view.row.id for view in keys.list()] == [me.id, other.id]
     assert keys.revoke("me", acting_key_id=other.id).revoked_at is not None
     assert keys.revoke("other").revoked_at is not None  # the CLI acts as no key
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi import APIRouter
 
 from llmops.server.admin import create_admin_app
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.services import Services, build_services
 from llmops.settings import ModelConfig, load_settings
 
@@ -82,7 +82,7 @@ def test_a_route_without_declarations_is_caught(services: Services) -> None:
     careless = APIRouter()
 
     @careless.get("/api/careless/{thing}")
-    def careless_route(_: Admin, thing: str) -> dict[str, str]:
+    def careless_route(_: Caller, thing: str) -> dict[str, str]:
         return {"thing": thing}
 
     app.include_router(careless)

@@ -103,7 +103,7 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
     [
         (
             ("keys", "create", "--name", "x", "--scope", "root"),
-            "error: scope: expected one of inference, admin",
+            "error: role: expected one of inference, viewer, editor, admin",
         ),
         (
             ("keys", "create", "--name", "x", "--secret", "short"),

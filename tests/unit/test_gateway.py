@@ -152,3 +152,21 @@ async def test_annotations_from_inside_llmops_reach_the_trace(harness: Harness) 
     assert trace.attributes["playground"] == "run-1"
     with pytest.raises(ValueError, match="unknown trace annotation"):
         await harness.gateway.handle(CHAT, CALLER, orjson.dumps(_chat("echo")), annotations={"cost": 0})
+
+
+async def test_a_stream_whose_client_left_before_the_first_send_is_still_traced_and_settled(
+    harness: Harness,
+) -> None:
+    """The server could not send the response start, so ``chunks()`` never began: closing the reply
+    must still end the upstream call, write the trace (499) and settle the request's limits."""
+    reply = await harness.handle(_chat("echo", stream=True))
+    assert isinstance(reply, StreamReply)
+    settled = []
+    reply.on_complete = settled.append
+    deployment = harness.gateway.catalog.get("echo").deployments[0]  # type: ignore[union-attr]
+    assert deployment.in_flight == 1
+    await reply.close()
+    await reply.close()  # twice is once
+    assert deployment.in_flight == 0
+    assert [trace.status_code for trace in harness.queued()] == [499]
+    assert len(settled) == 1

@@ -76,11 +76,13 @@ def settings_for(ctx: typer.Context, **overrides: Any) -> Settings:
 
 @contextmanager
 def store_for(ctx: typer.Context) -> Iterator[Store]:
+    from llmops.cli.audit_trail import record_cli_change
     from llmops.services import open_store
 
     store = open_store(settings_for(ctx))
     try:
         yield store
+        record_cli_change(ctx, store)
     finally:
         store.close()
 

@@ -10,6 +10,8 @@ import typer
 from llmops import __version__
 from llmops.cli import (
     annotate,
+    audit,
+    credentials,
     datasets,
     deploy,
     evals,
@@ -20,6 +22,7 @@ from llmops.cli import (
     pii,
     prompts,
     registry,
+    teams,
     traces,
 )
 from llmops.cli._common import GlobalOptions, readable_errors, settings_for
@@ -37,6 +40,9 @@ app = typer.Typer(
 )
 app.add_typer(traces.app, name="traces")
 app.add_typer(keys.app, name="keys")
+app.add_typer(teams.app, name="teams")
+app.add_typer(credentials.app, name="credentials")
+app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(experiments.app, name="experiments")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from llmops.gateway.auth import ANONYMOUS, Principal
 from llmops.gateway.endpoints import Endpoint
 from llmops.gateway.errors import GatewayError, bad_request
 from llmops.prompts.resolver import PromptResolver, Resolution, ResolvedVersion
@@ -47,13 +48,26 @@ class PromptStep:
         self._rng = rng or random.Random()  # assignment of requests that carry no subject
 
     async def apply(
-        self, endpoint: Endpoint, payload: Payload, record: TraceRecord, user_header: bytes | None = None
+        self,
+        endpoint: Endpoint,
+        payload: Payload,
+        record: TraceRecord,
+        user_header: bytes | None = None,
+        principal: Principal = ANONYMOUS,
     ) -> Payload:
-        """The payload to send on in place of ``payload``; fills the trace's prompt fields."""
+        """The payload to send on in place of ``payload``; fills the trace's prompt fields.
+
+        A prompt of a team serves that team's keys (and admins); a prompt of no team (pushed from
+        the CLI or by an admin) serves every key.
+        """
         if endpoint.kind == "embedding":
             raise bad_request("embeddings cannot use a prompt; name a model", "model")
         reference = payload["model"][len(PREFIX) :]
         resolution = self._resolver_cached(reference) or await self._resolve(reference)
+        if not (resolution.team_id is None or principal.is_admin or resolution.team_id == principal.team_id):
+            raise GatewayError(
+                404, f"prompt {resolution.name!r} not found", param="model", code="prompt_not_found"
+            )
         version = self._choose(resolution, payload, record, user_header)
         variables = payload.get(VARIABLES)
         if variables is not None and not isinstance(variables, dict):

@@ -13,9 +13,9 @@ import base64
 import logging
 import struct
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -26,6 +26,7 @@ from llmops.gateway.catalog import ModelCatalog, ModelRoute
 from llmops.gateway.deployments import Deployment
 from llmops.gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from llmops.gateway.errors import GatewayError
+from llmops.gateway.limiting import LimitStep, model_not_allowed
 from llmops.gateway.prompting import PREFIX as PROMPT_PREFIX
 from llmops.gateway.prompting import PromptStep
 from llmops.gateway.recorder import TraceRecorder
@@ -36,6 +37,9 @@ from llmops.providers.base import Payload, ProviderError, ProviderResult
 from llmops.tracing.metrics import GatewayMetrics
 from llmops.tracing.record import TraceRecord
 from llmops.tracing.writer import TraceWriter
+
+if TYPE_CHECKING:
+    from llmops.limits.limiter import Ticket
 
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer ended
 MAX_MODEL_NAME = 200  # the trace column's width; longer names are never configured models anyway
@@ -67,6 +71,7 @@ class Gateway:
         router: Router | None = None,
         cache: ResponseCache | None = None,
         prompts: PromptStep | None = None,
+        limits: LimitStep | None = None,
     ) -> None:
         self.catalog = catalog
         self._writer = writer
@@ -74,6 +79,7 @@ class Gateway:
         self._router = router or Router(metrics)
         self._cache = cache
         self._prompts = prompts
+        self._limits = limits  # None: rate limits and budgets are not enforced (in-process callers)
 
     def use_catalog(self, catalog: ModelCatalog) -> ModelCatalog:
         """Swap in a reloaded catalog; requests under way finish on the one they started with."""
@@ -112,6 +118,7 @@ class Gateway:
             _annotate(record, annotations)
         catalog = self.catalog  # one consistent view for the whole request
         route: ModelRoute | None = None
+        ticket: Ticket | None = None
         try:
             payload = validation.parse_body(body)
             model = validation.model_name(payload)
@@ -121,15 +128,78 @@ class Gateway:
                 record.request = payload
             prompt = None
             if self._prompts is not None and model.startswith(PROMPT_PREFIX):
-                payload = await self._prompts.apply(endpoint, payload, record, user_header)
+                payload = await self._prompts.apply(endpoint, payload, record, user_header, principal)
                 model, prompt = payload["model"], model
                 if self._recorder.record_content:
                     record.request = payload  # what went upstream: the rendered request
             route = self._resolve(catalog, model, endpoint, payload, prompt)
+            if principal.models and not principal.may_use(model):
+                raise model_not_allowed(model, principal)
+            if principal.limited and self._limits is not None:
+                ticket = await self._limits.admit(principal, endpoint, route, payload)
         except GatewayError as rejected:
             self._recorder.finish_error(record, rejected, start, route is not None)
             rejected.headers = [*rejected.headers, (TRACE_HEADER, record.id.encode())]
             raise
+        if ticket is not None and self._limits is not None:
+            return await self._answer_limited(
+                self._limits,
+                ticket,
+                catalog,
+                route,
+                endpoint,
+                payload,
+                record,
+                start,
+                principal,
+                cache_directive,
+            )
+        return await self._answer(
+            catalog, route, endpoint, payload, record, start, principal, cache_directive
+        )
+
+    async def _answer_limited(
+        self,
+        limits: LimitStep,
+        ticket: Ticket,
+        catalog: ModelCatalog,
+        route: ModelRoute,
+        endpoint: Endpoint,
+        payload: Payload,
+        record: TraceRecord,
+        start: float,
+        principal: Principal,
+        cache_directive: bytes | None,
+    ) -> WholeReply | StreamReply:
+        """:meth:`_answer`, settled exactly once whatever happens: when a stream ends, else at once."""
+        try:
+            reply = await self._answer(
+                catalog, route, endpoint, payload, record, start, principal, cache_directive
+            )
+        except BaseException as exc:  # an upstream error, a bug, a cancelled request: nothing more will come
+            limits.settle(ticket, record)
+            if isinstance(exc, GatewayError):
+                exc.headers.extend(ticket.headers)
+            raise
+        reply.headers.extend(ticket.headers)
+        if isinstance(reply, StreamReply):
+            reply.on_complete = lambda finished: limits.settle(ticket, finished)
+        else:
+            limits.settle(ticket, record)
+        return reply
+
+    async def _answer(
+        self,
+        catalog: ModelCatalog,
+        route: ModelRoute,
+        endpoint: Endpoint,
+        payload: Payload,
+        record: TraceRecord,
+        start: float,
+        principal: Principal,
+        cache_directive: bytes | None,
+    ) -> WholeReply | StreamReply:
+        """The cache, then the router: a whole answer or an opened stream (raises GatewayError, traced)."""
         plan = None
         if self._cache is not None and route.config.cache.mode != "off":
             plan = self._cache.plan(route, principal, endpoint, payload, cache_directive)
@@ -284,8 +354,11 @@ class StreamReply:
         self._plan = plan
         self.headers = headers or []
         self._observer = StreamObserver(endpoint.kind)
+        self.on_complete: Callable[[TraceRecord], None] | None = None  # the limiter's settlement
+        self._started = False
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
+        self._started = True
         observer = self._observer
         error: GatewayError | None = None
         try:
@@ -315,6 +388,17 @@ class StreamReply:
             await close_quietly(self._rest)
             self._complete(error)
 
+    async def close(self) -> None:
+        """End a stream whose :meth:`chunks` never started (the client left before the first send):
+        the upstream is closed, the trace written and the limits settled, as for any other end."""
+        if self._started:
+            return
+        self._started = True
+        await close_quietly(self._rest)
+        error = GatewayError(CLIENT_CLOSED, "the client closed the connection before the stream began")
+        error.error_type = "client_closed"
+        self._complete(error)
+
     def _complete(self, error: GatewayError | None) -> None:
         observer, record = self._observer, self._record
         deployment = self._deployment
@@ -340,6 +424,11 @@ class StreamReply:
             data = whole_from_stream(self._endpoint, observer, record)
             self._cache.store(self._plan, data, record.id)
         self._recorder.finish(record, self._start, True, observer.first_content_at)
+        if self.on_complete is not None:
+            try:
+                self.on_complete(record)
+            except Exception:  # boundary: settling must never break the end of a stream
+                log.exception("could not settle the limits of request %s", record.id)
 
 
 # ``id``: the caller chooses the trace id (a new_id()), so it knows it even when the request fails

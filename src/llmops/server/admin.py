@@ -21,10 +21,13 @@ from starlette.routing import compile_path
 from llmops import __version__
 from llmops.errors import UserError
 from llmops.gateway.errors import GatewayError
-from llmops.gateway.keys import NAME_PATTERN, InvalidKeyRequest, KeyConflict, KeyNotFound, KeyService
+from llmops.gateway.keys import InvalidKeyRequest, KeyConflict, KeyNotFound
 from llmops.prompts.services import InvalidPrompt, PromptNotFound
+from llmops.server.admin_access import key_routes, team_routes
 from llmops.server.admin_annotation import annotation_routes
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_audit import audit_routes
+from llmops.server.admin_auth import Caller, team_scope
+from llmops.server.admin_credentials import credential_routes
 from llmops.server.admin_datasets import dataset_routes
 from llmops.server.admin_deployments import deployment_routes
 from llmops.server.admin_evals import eval_routes
@@ -37,6 +40,7 @@ from llmops.server.admin_playground import playground_routes
 from llmops.server.admin_prompts import prompt_routes
 from llmops.server.admin_registry import registry_routes
 from llmops.server.admin_schema import NO_NUL, declare_no_422, error_responses, link
+from llmops.server.audit_recording import AuditMiddleware
 from llmops.services import Services
 from llmops.tracing.service import (
     DURATION_PATTERN,
@@ -147,31 +151,6 @@ class TracePageOut(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next (older) page.")
 
 
-class KeyOut(BaseModel):
-    id: str
-    name: str
-    scope: str
-    prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-class KeyCreateIn(BaseModel):
-    model_config = ConfigDict(strict=True)
-
-    name: str = Field(
-        min_length=1,
-        max_length=200,
-        pattern=NAME_PATTERN,
-        description="Unique among active keys; no control characters, not only spaces (trimmed).",
-    )
-    scope: Literal["inference", "admin"] = "inference"
-
-
-class KeyCreatedOut(KeyOut):
-    secret: str = Field(description="Shown once; only its hash is stored.")
-
-
 def _error(
     status: int,
     message: str,
@@ -265,7 +244,10 @@ def create_admin_app(services: Services) -> FastAPI:
     declare_no_422(app)
     app.include_router(gateway_routes())
     app.include_router(_trace_routes(services.store.traces))
-    app.include_router(_key_routes(services.store.keys))
+    app.include_router(key_routes(services))
+    app.include_router(team_routes(services))
+    app.include_router(credential_routes(services))
+    app.include_router(audit_routes(services))
     app.include_router(prompt_routes(services))
     app.include_router(experiment_routes(services))
     app.include_router(playground_routes(services))
@@ -277,10 +259,11 @@ def create_admin_app(services: Services) -> FastAPI:
     app.include_router(annotation_routes(services))
     app.include_router(registry_routes(services))
     app.include_router(deployment_routes(services))
+    app.add_middleware(AuditMiddleware, audit=services.store.audit)
     return app
 
 
-_NO_TRACE = {404: "No trace has this id."}
+_NO_TRACE = {404: "No trace has this id (another team's trace is not found either)."}
 
 
 def _trace_routes(traces: TraceService) -> APIRouter:
@@ -300,7 +283,7 @@ def _trace_routes(traces: TraceService) -> APIRouter:
         },
     )
     def list_traces(
-        _: Admin,
+        principal: Caller,
         model: Annotated[str | None, Query(description="The model as requested", pattern=NO_NUL)] = None,
         status: Literal["ok", "error"] | None = None,
         since: Annotated[
@@ -318,7 +301,7 @@ def _trace_routes(traces: TraceService) -> APIRouter:
             str | None, Query(description="`next_cursor` of the previous page", pattern=ID_PATTERN)
         ] = None,
     ) -> dict[str, Any]:
-        """Traces, newest first, a page at a time."""
+        """Traces, newest first, a page at a time (a team's key: the traces of its team's keys)."""
         page = traces.list(
             model=model,
             status=status,
@@ -326,6 +309,7 @@ def _trace_routes(traces: TraceService) -> APIRouter:
             key=key,
             limit=limit,
             cursor=cursor,
+            team=team_scope(principal),
         )
         return {"data": page.items, "next_cursor": page.next_cursor}
 
@@ -335,9 +319,9 @@ def _trace_routes(traces: TraceService) -> APIRouter:
         response_model=TraceDetail,
         responses=error_responses(400, 404, descriptions=_NO_TRACE),
     )
-    def get_trace(_: Admin, trace_id: str) -> dict[str, Any]:
+    def get_trace(principal: Caller, trace_id: str) -> dict[str, Any]:
         """One trace: request, response, usage, timing and its feedback."""
-        return traces.get(trace_id)
+        return traces.get(trace_id, team=team_scope(principal))
 
     @router.post(
         "/api/traces/{trace_id}/feedback",
@@ -349,64 +333,9 @@ def _trace_routes(traces: TraceService) -> APIRouter:
             **error_responses(400, 404, descriptions=_NO_TRACE),
         },
     )
-    def add_feedback(_: Admin, trace_id: str, body: FeedbackIn) -> dict[str, Any]:
+    def add_feedback(principal: Caller, trace_id: str, body: FeedbackIn) -> dict[str, Any]:
         """Attach human feedback to a trace (as `llmops traces feedback` does)."""
-        return traces.add_feedback(trace_id, FeedbackInput(**body.model_dump()))
+        feedback = FeedbackInput(**body.model_dump())
+        return traces.add_feedback(trace_id, feedback, team=team_scope(principal))
 
     return router
-
-
-def _key_routes(keys: KeyService) -> APIRouter:
-    router = APIRouter(tags=["keys"])
-
-    @router.get(
-        "/api/keys",
-        operation_id="list_keys",
-        response_model=list[KeyOut],
-        responses={
-            200: {"links": {"RevokeKey": link("revoke_key", key="$response.body#/0/id")}},
-            **error_responses(400),
-        },
-    )
-    def list_keys(_: Admin, include_revoked: bool = False) -> list[Any]:
-        """API keys, oldest first (never their secrets)."""
-        return keys.list(include_revoked)
-
-    @router.post(
-        "/api/keys",
-        operation_id="create_key",
-        response_model=KeyCreatedOut,
-        status_code=201,
-        responses={
-            201: {"links": {"RevokeKey": link("revoke_key", key="$response.body#/id")}},
-            **error_responses(400, 409, descriptions={409: "An active key has this name already."}),
-        },
-    )
-    def create_key(_: Admin, body: KeyCreateIn) -> dict[str, Any]:
-        """Create a key; its secret is in this answer only."""
-        created = keys.create(body.name, body.scope)
-        return {**_row_fields(created.row), "secret": created.secret}
-
-    @router.delete(
-        "/api/keys/{key}",
-        operation_id="revoke_key",
-        response_model=KeyOut,
-        responses=error_responses(
-            400,
-            404,
-            409,
-            descriptions={
-                404: "No active key has this id or name.",
-                409: "This is the key making the request: revoke it with another admin key or the CLI.",
-            },
-        ),
-    )
-    def revoke_key(principal: Admin, key: str) -> Any:
-        """Revoke a key by id or name; servers stop accepting it within `key_cache_seconds`."""
-        return keys.revoke(key, acting_key_id=principal.key_id)
-
-    return router
-
-
-def _row_fields(row: Any) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in KeyOut.model_fields}

@@ -1,21 +1,35 @@
-"""Who may use the admin API: a dependency every /api route declares."""
+"""Who may use the admin API: one dependency every /api route declares.
+
+:data:`Caller` authenticates the key, looks up the permission the route needs in
+:mod:`llmops.server.permissions` (by its ``operation_id``) and checks the key's role grants it;
+the caller is left on ``request.state.principal`` for the audit log. What a caller sees within a
+route (its own team's things only) is decided by the route with :func:`team_scope`.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from llmops.gateway.auth import Principal, require_admin
+from llmops.audit.actor import Actor
+from llmops.gateway.auth import Principal
+from llmops.gateway.errors import GatewayError
+from llmops.server.permissions import permission_of
 from llmops.services import Services
+from llmops.teams.roles import permits
 
 # Declares the scheme in the OpenAPI schema; the key itself is checked by the Authenticator below.
 _BEARER = HTTPBearer(
     scheme_name="AdminKey",
-    description="An API key with scope 'admin': `Authorization: Bearer <key>`.",
+    description="An API key whose role grants the route's permission: `Authorization: Bearer <key>`.",
     auto_error=False,
 )
+
+ALL_TEAMS = "*"
+"""What :func:`team_scope` answers for an admin: no team filter."""
 
 
 def services_of(request: Request) -> Services:
@@ -23,22 +37,44 @@ def services_of(request: Request) -> Services:
     return services
 
 
-async def _any_key(
+async def _authorized(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
 ) -> Principal:
     authorization = request.headers.get("authorization")
-    return await services_of(request).authenticator.authenticate(
-        authorization.encode("latin-1") if authorization else None
+    principal = await services_of(request).authenticator.authenticate(
+        authorization.encode("latin-1") if authorization else None,
+        request.client.host if request.client else None,
     )
-
-
-AnyKey = Annotated[Principal, Depends(_any_key)]
-"""Any valid key, admin or inference (annotators: their key's name is who answers)."""
-
-
-async def _admin(principal: AnyKey) -> Principal:
-    require_admin(principal)
+    route = request.scope.get("route")
+    operation = (route.operation_id or route.unique_id) if isinstance(route, APIRoute) else ""
+    permission = permission_of(operation)
+    if not permits(principal.role, permission):
+        raise GatewayError(
+            403,
+            f"the API key {principal.name!r} has role {principal.role!r}, "
+            f"which does not grant {permission!r}",
+            error_type="permission_error",
+            code="permission_denied",
+        )
+    request.state.principal = principal
     return principal
 
 
-Admin = Annotated[Principal, Depends(_admin)]
+Caller = Annotated[Principal, Depends(_authorized)]
+"""The authenticated caller, whose role grants this route's permission."""
+
+
+def team_scope(principal: Principal) -> str | None:
+    """Whose things the caller sees: :data:`ALL_TEAMS` for an admin, else its team (None: no team)."""
+    return ALL_TEAMS if principal.is_admin else principal.team_id
+
+
+def actor_of(request: Request, principal: Principal) -> Actor:
+    """The audit log's view of the caller of an admin request."""
+    return Actor(
+        name=principal.name,
+        source="api",
+        key_id=principal.key_id,
+        ip=request.client.host if request.client else None,
+        team_id=principal.team_id,
+    )

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 
 from llmops.deployments import DeploymentInfo, Rollout
 from llmops.gateway.auth import Principal
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import error_responses, link
 from llmops.server.deployment_schema import (
     ChangeIn,
@@ -56,7 +56,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
             **error_responses(400),
         },
     )
-    def list_deployments(_: Admin, include_undeployed: bool = False) -> dict[str, Any]:
+    def list_deployments(_: Caller, include_undeployed: bool = False) -> dict[str, Any]:
         """Managed model names: stable and canary versions, traffic split, step, guard rules."""
         found = deployments.list_deployments(include_undeployed=include_undeployed)
         return {"data": [info.to_dict() for info in found]}
@@ -67,7 +67,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         response_model=DeploymentStatusOut,
         responses=error_responses(400, 404, descriptions=_NO_DEPLOYMENT),
     )
-    def get_deployment(_: Admin, name: DeploymentPath) -> dict[str, Any]:
+    def get_deployment(_: Caller, name: DeploymentPath) -> dict[str, Any]:
         """A deployment with its window figures per version, its guards' verdicts and the next action."""
         return deployments.status(name)
 
@@ -78,7 +78,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         responses=error_responses(400, 404, descriptions=_NO_DEPLOYMENT),
     )
     def get_history(
-        _: Admin, name: DeploymentPath, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        _: Caller, name: DeploymentPath, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> dict[str, Any]:
         """Who deployed, promoted or rolled back what, when and why, newest first."""
         return {"data": [event.to_dict() for event in deployments.history(name, limit=limit)]}
@@ -105,7 +105,7 @@ def _changing_routes(router: APIRouter, services: Services) -> None:
             ),
         },
     )
-    async def create_deployment(principal: Admin, body: DeploymentIn) -> dict[str, Any]:
+    async def create_deployment(principal: Caller, body: DeploymentIn) -> dict[str, Any]:
         """Deploy a registry version behind a model name: stable at once, or as a canary at ``canary``%."""
         rollout = Rollout(
             steps=body.steps,
@@ -139,7 +139,7 @@ def _changing_routes(router: APIRouter, services: Services) -> None:
         response_model=DeploymentOut,
         responses=error_responses(400, 404, 409, descriptions={**_NO_DEPLOYMENT, 409: "It is not deployed."}),
     )
-    async def undeploy(principal: Admin, name: DeploymentPath) -> dict[str, Any]:
+    async def undeploy(principal: Caller, name: DeploymentPath) -> dict[str, Any]:
         """Stop managing the name: it is served as the configuration declares it again (or not at all)."""
         info = await asyncio.to_thread(deployments.undeploy, name, actor=_actor(principal))
         return _applied(services, info, "undeploy")
@@ -150,7 +150,7 @@ def _transition_route(router: APIRouter, services: Services, action: str, summar
     change = getattr(services.store.deployments, action)
 
     async def transition(
-        principal: Admin, name: DeploymentPath, body: ChangeIn | None = None
+        principal: Caller, name: DeploymentPath, body: ChangeIn | None = None
     ) -> dict[str, Any]:
         reason = body.reason if body else None
         info = await asyncio.to_thread(change, name, actor=_actor(principal), reason=reason)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Response
 from llmops.errors import ConflictError
 from llmops.gateway.auth import Principal
 from llmops.jobs.service import JobContext
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import error_responses, link
 from llmops.server.finetune_schema import (
     FinetuneIn,
@@ -59,7 +59,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         },
     )
     def list_runs(
-        _: Admin, status: Status | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+        _: Caller, status: Status | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
     ) -> dict[str, Any]:
         """Fine-tuning runs, newest first, with their latest progress."""
         return {"data": [run.to_dict() for run in finetune.list_runs(status=status, limit=limit)]}
@@ -70,7 +70,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         response_model=FinetuneOut,
         responses=error_responses(400, 404, descriptions=_NO_RUN),
     )
-    def get_run(_: Admin, run: FinetunePath) -> dict[str, Any]:
+    def get_run(_: Caller, run: FinetunePath) -> dict[str, Any]:
         """A run: progress (step, losses, tokens/s, ETA), loss curves, before/after evaluation, artefacts."""
         return finetune.get(run).to_dict(curves=True)
 
@@ -85,7 +85,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
             **error_responses(400, 404, descriptions=_NO_RUN),
         },
     )
-    def get_curves(_: Admin, run: FinetunePath) -> Response:
+    def get_curves(_: Caller, run: FinetunePath) -> Response:
         """Training and validation loss by step, drawn as SVG (a run under way shows its steps so far)."""
         return Response(finetune.loss_curve(run), media_type="image/svg+xml")
 
@@ -96,7 +96,7 @@ def _reading_routes(router: APIRouter, services: Services) -> None:
         responses=error_responses(400, 404, descriptions=_NO_RUN),
     )
     def list_logs(
-        _: Admin,
+        _: Caller,
         run: FinetunePath,
         after: Annotated[int, Query(ge=0, le=2**31 - 1, description="Lines after this seq.")] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
@@ -129,7 +129,7 @@ def _running_routes(router: APIRouter, services: Services) -> None:
             ),
         },
     )
-    async def create_run(principal: Admin, body: FinetuneIn) -> dict[str, Any]:
+    async def create_run(principal: Caller, body: FinetuneIn) -> dict[str, Any]:
         """Start a fine-tuning run as a job (base, data and parameters checked first)."""
         from llmops.training.params import LoraParams
         from llmops.training.service import FinetuneRequest
@@ -171,7 +171,7 @@ def _running_routes(router: APIRouter, services: Services) -> None:
             ),
         },
     )
-    async def resume_run(principal: Admin, run: FinetunePath) -> dict[str, Any]:
+    async def resume_run(principal: Caller, run: FinetunePath) -> dict[str, Any]:
         """Continue a cancelled, failed or interrupted run from its last checkpoint, as a new job."""
         _check_training_on(services)
         prepared = await asyncio.to_thread(finetune.prepare_resume, run)
@@ -183,7 +183,7 @@ def _running_routes(router: APIRouter, services: Services) -> None:
         response_model=FinetuneOut,
         responses=error_responses(400, 404, 409, descriptions={**_NO_RUN, 409: "The run is not running."}),
     )
-    def cancel_run(_: Admin, run: FinetunePath) -> dict[str, Any]:
+    def cancel_run(_: Caller, run: FinetunePath) -> dict[str, Any]:
         """Stop a queued or running run at its next step (its last checkpoint stays for a resume)."""
         found = finetune.get(run)
         if found.job_id is None or found.status not in ("queued", "running"):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from llmops.gateway.errors import GatewayError
 from llmops.gateway.reload import ReloadError
-from llmops.server.admin_auth import Admin, services_of
+from llmops.server.admin_auth import Caller, services_of
 from llmops.server.admin_schema import error_responses
 
 
@@ -66,9 +66,13 @@ def gateway_routes() -> APIRouter:
     router = APIRouter()
 
     @router.get(
-        "/api/models/status", response_model=ModelsStatusOut, tags=["models"], responses=error_responses()
+        "/api/models/status",
+        operation_id="get_models_status",
+        response_model=ModelsStatusOut,
+        tags=["models"],
+        responses=error_responses(),
     )
-    def models_status(_: Admin, request: Request) -> dict[str, Any]:
+    def models_status(_: Caller, request: Request) -> dict[str, Any]:
         """Every model with its deployments: circuit breaker state, load, latency, failures (this replica)."""
         services = services_of(request)
         return {
@@ -78,13 +82,14 @@ def gateway_routes() -> APIRouter:
 
     @router.post(
         "/api/admin/reload",
+        operation_id="reload_config",
         response_model=ReloadOut,
         tags=["models"],
         responses=error_responses(
             400, descriptions={400: "The configuration is invalid; the running one stays."}
         ),
     )
-    async def reload(_: Admin, request: Request) -> dict[str, Any]:
+    async def reload(_: Caller, request: Request) -> dict[str, Any]:
         """Re-read llmops.yaml and swap the models in (as SIGHUP does); requests under way finish first."""
         services = services_of(request)
         try:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from llmops.jobs.service import JobService
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import NO_NUL, error_responses, link
 from llmops.server.dataset_schema import JobListOut, JobLogOut, JobOut, JobPath
 from llmops.services import Services
@@ -35,7 +35,7 @@ def job_routes(services: Services) -> APIRouter:
         responses={200: {"links": one}, **error_responses(400)},
     )
     def list_jobs(
-        _: Admin,
+        _: Caller,
         kind: Annotated[
             str | None, Query(max_length=40, pattern=NO_NUL, description="e.g. dataset.clean")
         ] = None,
@@ -51,7 +51,7 @@ def job_routes(services: Services) -> APIRouter:
         response_model=JobOut,
         responses=error_responses(400, 404, descriptions=_NO_JOB),
     )
-    def get_job(_: Admin, job_id: JobPath) -> dict[str, Any]:
+    def get_job(_: Caller, job_id: JobPath) -> dict[str, Any]:
         """A job's status, stage, progress (done of total), and its result or error."""
         return jobs.get(job_id).to_dict()
 
@@ -62,7 +62,7 @@ def job_routes(services: Services) -> APIRouter:
         responses=error_responses(400, 404, descriptions=_NO_JOB),
     )
     def get_job_logs(
-        _: Admin,
+        _: Caller,
         job_id: JobPath,
         after: Annotated[int, Query(ge=0, le=2**31 - 1, description="Only lines after this seq.")] = 0,
     ) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def job_routes(services: Services) -> APIRouter:
         response_model=JobOut,
         responses=error_responses(400, 404, 409, descriptions={**_NO_JOB, 409: "The job has already ended."}),
     )
-    def cancel_job(_: Admin, job_id: JobPath) -> dict[str, Any]:
+    def cancel_job(_: Caller, job_id: JobPath) -> dict[str, Any]:
         """Ask a job to stop: a queued one never starts, a running one stops at its next progress report."""
         return jobs.cancel(job_id).to_dict()
 

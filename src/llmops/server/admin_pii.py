@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from llmops.pii import PiiFinding, PiiService
-from llmops.server.admin_auth import Admin
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import NO_NUL, error_responses
 from llmops.services import Services
 
@@ -185,7 +185,7 @@ def pii_routes(services: Services) -> APIRouter:
     lazy = _LazyPii(services.settings.pii_salt)
 
     @router.post("/api/pii/analyze", operation_id="analyze_pii", response_model=AnalyzeOut, responses=_ERRORS)
-    def analyze(_: Admin, body: AnalyzeIn) -> dict[str, Any]:
+    def analyze(_: Caller, body: AnalyzeIn) -> dict[str, Any]:
         """Find PII in one text or several: entity, offsets, text and score of each finding."""
         service = lazy.get()
         entities = body.entity_names()
@@ -198,7 +198,7 @@ def pii_routes(services: Services) -> APIRouter:
         return _answer(service, results)
 
     @router.post("/api/pii/redact", operation_id="redact_pii", response_model=RedactOut, responses=_ERRORS)
-    def redact(_: Admin, body: RedactIn) -> dict[str, Any]:
+    def redact(_: Caller, body: RedactIn) -> dict[str, Any]:
         """Redact PII in one text or several: mask, tag (`<EMAIL>`), hash (`<PERSON_1a2b3c4d>`) or drop."""
         service = lazy.get()
         strategy = body.strategy_map()

@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from llmops.registry import ModelVersionInfo, RegistryService
-from llmops.server.admin_auth import Admin
+from llmops.registry.errors import InvalidModel
+from llmops.server.admin_auth import Caller
 from llmops.server.admin_schema import error_responses, link
 from llmops.server.registry_schema import (
     AliasEventOut,
@@ -83,7 +84,7 @@ def _model_routes(router: APIRouter, registry: RegistryService) -> None:
             **error_responses(),
         },
     )
-    def list_models(_: Admin) -> dict[str, Any]:
+    def list_models(_: Caller) -> dict[str, Any]:
         """Every registered model with its latest version, number of versions and aliases."""
         return {"data": [_model(row) for row in registry.list_models()]}
 
@@ -93,7 +94,7 @@ def _model_routes(router: APIRouter, registry: RegistryService) -> None:
         response_model=ModelDetailOut,
         responses=error_responses(400, 404, descriptions=_NO_MODEL),
     )
-    def get_model(_: Admin, name: ModelPath) -> dict[str, Any]:
+    def get_model(_: Caller, name: ModelPath) -> dict[str, Any]:
         """A model with its aliases and every version."""
         found = registry.get_model(name)
         return {**_model(found), "versions": [_version(info) for info in found["versions"]]}
@@ -104,7 +105,7 @@ def _model_routes(router: APIRouter, registry: RegistryService) -> None:
         response_model=DeletedOut,
         responses=error_responses(400, 404, 409, descriptions={**_NO_MODEL, **_IN_USE}),
     )
-    def delete_model(principal: Admin, name: ModelPath, force: ForceQuery = False) -> dict[str, Any]:
+    def delete_model(principal: Caller, name: ModelPath, force: ForceQuery = False) -> dict[str, Any]:
         """Delete a model with every version, alias and artefact."""
         registry.delete_model(name, author=principal.name, force=force)
         return {"deleted": name}
@@ -121,8 +122,13 @@ def _version_routes(router: APIRouter, registry: RegistryService) -> None:
             **error_responses(400, 404, descriptions={404: "No such dataset version."}),
         },
     )
-    def register(principal: Admin, name: ModelPath, body: RegisterIn) -> dict[str, Any]:
+    def register(principal: Caller, name: ModelPath, body: RegisterIn) -> dict[str, Any]:
         """Register the next version of a model (created if new): a serving config and/or artefacts."""
+        for kind, path in body.artefacts.items():
+            if not FilePath(path).is_absolute():  # the server's working folder and home are no one's business
+                raise InvalidModel(
+                    f"artefact {kind}: give an absolute path on the server, not {path!r}", param="artefacts"
+                )
         info = registry.register(
             name,
             artefacts={kind: FilePath(path) for kind, path in body.artefacts.items()},
@@ -144,7 +150,7 @@ def _version_routes(router: APIRouter, registry: RegistryService) -> None:
         response_model=VersionListOut,
         responses=error_responses(400, 404, descriptions=_NO_MODEL),
     )
-    def list_versions(_: Admin, name: ModelPath) -> dict[str, Any]:
+    def list_versions(_: Caller, name: ModelPath) -> dict[str, Any]:
         """A model's versions, oldest first."""
         return {"data": [_version(info) for info in registry.versions(name)]}
 
@@ -154,7 +160,7 @@ def _version_routes(router: APIRouter, registry: RegistryService) -> None:
         response_model=VersionOut,
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
-    def get_version(_: Admin, name: ModelPath, version: VersionPath) -> dict[str, Any]:
+    def get_version(_: Caller, name: ModelPath, version: VersionPath) -> dict[str, Any]:
         """One version (by number, alias or latest): artefacts with checksums, serving config, origin."""
         return _version(registry.resolve(f"{name}@{version}"))
 
@@ -164,7 +170,7 @@ def _version_routes(router: APIRouter, registry: RegistryService) -> None:
         response_model=LineageOut,
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
-    def get_lineage(_: Admin, name: ModelPath, version: VersionPath) -> dict[str, Any]:
+    def get_lineage(_: Caller, name: ModelPath, version: VersionPath) -> dict[str, Any]:
         """Where the version came from: job, source, base model, dataset versions back to the traces."""
         return {"data": registry.lineage(f"{name}@{version}")}
 
@@ -175,7 +181,7 @@ def _version_routes(router: APIRouter, registry: RegistryService) -> None:
         responses=error_responses(400, 404, 409, descriptions={**_NO_VERSION, **_IN_USE}),
     )
     def delete_version(
-        principal: Admin, name: ModelPath, version: VersionNumberPath, force: ForceQuery = False
+        principal: Caller, name: ModelPath, version: VersionNumberPath, force: ForceQuery = False
     ) -> dict[str, Any]:
         """Delete one version and its artefacts."""
         registry.delete_version(name, version, author=principal.name, force=force)
@@ -189,7 +195,7 @@ def _alias_routes(router: APIRouter, registry: RegistryService) -> None:
         response_model=EventListOut,
         responses=error_responses(400, 404, descriptions=_NO_MODEL),
     )
-    def alias_history(_: Admin, name: ModelPath, alias: AliasQuery = None) -> dict[str, Any]:
+    def alias_history(_: Caller, name: ModelPath, alias: AliasQuery = None) -> dict[str, Any]:
         """Every alias move (or one alias's), oldest first, with who and when."""
         return {"data": [_when(event) for event in registry.alias_history(name, alias)]}
 
@@ -199,7 +205,7 @@ def _alias_routes(router: APIRouter, registry: RegistryService) -> None:
         response_model=AliasMoveOut,
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
-    def set_alias(principal: Admin, name: ModelPath, alias: AliasPath, body: AliasIn) -> dict[str, Any]:
+    def set_alias(principal: Caller, name: ModelPath, alias: AliasPath, body: AliasIn) -> dict[str, Any]:
         """Point an alias at a version (moved if it pointed elsewhere; the move is recorded)."""
         return _when(registry.set_alias(name, alias, body.version, author=principal.name))
 
@@ -209,7 +215,7 @@ def _alias_routes(router: APIRouter, registry: RegistryService) -> None:
         response_model=AliasEventOut,
         responses=error_responses(400, 404, descriptions=_NO_VERSION),
     )
-    def remove_alias(principal: Admin, name: ModelPath, alias: AliasPath) -> dict[str, Any]:
+    def remove_alias(principal: Caller, name: ModelPath, alias: AliasPath) -> dict[str, Any]:
         """Remove an alias; the removal stays in its history."""
         registry.remove_alias(name, alias, author=principal.name)
         return _when(registry.alias_history(name, alias)[-1])

@@ -2,7 +2,8 @@
 
 Every error answer has OpenAI's body, ``{"error": {"message", "type", "param", "code"}}``, declared
 once as the ``ErrorResponse`` component. Each route lists the statuses it can answer through
-:func:`error_responses` (401 and 403 always: every route needs an admin key). FastAPI's own 422
+:func:`error_responses` (401, 403 and 429 always: every route needs a key whose role permits it,
+and an address with too many failed attempts is held back). FastAPI's own 422
 is removed from the schema, because this app answers validation errors with 400, as OpenAI does.
 """
 
@@ -34,7 +35,8 @@ class ErrorResponse(BaseModel):
 _DESCRIPTIONS = {
     400: "Invalid request: a parameter or the body does not match the schema (the message says which).",
     401: "No API key, or an unknown or revoked one.",
-    403: "The API key has scope 'inference'; the admin API needs scope 'admin'.",
+    403: "The API key's role does not grant this route's permission (see docs/teams.md).",
+    429: "Too many failed authentications from this address: wait for Retry-After seconds.",
     404: "Not found.",
     409: "Conflicts with the current state.",
 }
@@ -45,10 +47,10 @@ _AUTH_HEADER = {
 
 
 def error_responses(*statuses: int, descriptions: Mapping[int, str] | None = None) -> dict[int | str, Any]:
-    """``responses=`` for an admin route: 401 and 403, plus ``statuses``, each with the error body."""
+    """``responses=`` for an admin route: 401, 403 and 429 (authentication), plus ``statuses``."""
     notes = {**_DESCRIPTIONS, **(descriptions or {})}
     declared: dict[int | str, Any] = {}
-    for status in sorted({*statuses, 401, 403}):
+    for status in sorted({*statuses, 401, 403, 429}):
         declared[status] = {"model": ErrorResponse, "description": notes.get(status, "Error.")}
         if status == 401:
             declared[status]["headers"] = _AUTH_HEADER

@@ -54,7 +54,10 @@ class OpenAIRoutes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         try:
-            principal = await self._authenticator.authenticate(header(scope, b"authorization"))
+            client = scope.get("client")
+            principal = await self._authenticator.authenticate(
+                header(scope, b"authorization"), client[0] if client else None
+            )
             endpoint = _POST_ROUTES.get(path)
             if endpoint is not None:
                 if scope["method"] != "POST":
@@ -120,6 +123,7 @@ async def _stream(reply: StreamReply, receive: Receive, send: Send) -> None:
     finally:
         watcher.cancel()
         await chunks.aclose()
+        await reply.close()  # only does something if the first send failed before chunks() began
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
 

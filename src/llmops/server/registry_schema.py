@@ -70,7 +70,7 @@ class RegisterIn(BaseModel):
     artefacts: dict[Annotated[str, Field(pattern=KIND_PATTERN)], _Long] = Field(
         default_factory=dict,
         max_length=50,
-        description="KIND: a path on the server (file or folder), copied into the artefact store.",
+        description="KIND: an absolute path on the server (file or folder), copied into the artefact store.",
     )
     description: _Long | None = None
     base_model: _Short | None = None

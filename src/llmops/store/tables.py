@@ -66,6 +66,15 @@ api_keys = Table(
     Column("prefix", String(20), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
+    # issue 9: a key's team, what it may use and spend, and its rotation (the old secret's grace)
+    Column("team_id", String(40), nullable=True, index=True),
+    Column("models", JsonValue, nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("limits", JsonValue, nullable=True),
+    Column("metadata", JsonValue, nullable=True),
+    Column("previous_hash", String(64), nullable=True, unique=True),
+    Column("previous_valid_until", UtcDateTime(), nullable=True),
+    Column("rotated_at", UtcDateTime(), nullable=True),
 )
 
 traces = Table(

@@ -1,0 +1,122 @@
+"""The permission each /api route needs: the one table the admin API's authorisation reads.
+
+Keyed by the route's ``operation_id``; a test fails when a route is missing here, and another walks
+the OpenAPI schema with a key of every role and checks each answer against this table. What each
+role is granted is in :mod:`llmops.teams.roles`.
+"""
+
+from __future__ import annotations
+
+ROUTE_PERMISSIONS: dict[str, str] = {
+    # traces (team-owned through the key that made them)
+    "list_traces": "traces:read",
+    "get_trace": "traces:read",
+    "add_feedback": "feedback:write",
+    # prompts and their experiments
+    "list_prompts": "prompts:read",
+    "get_prompt": "prompts:read",
+    "list_prompt_versions": "prompts:read",
+    "get_prompt_version": "prompts:read",
+    "diff_prompt_versions": "prompts:read",
+    "prompt_label_history": "prompts:read",
+    "list_prompt_labels": "prompts:read",
+    "get_prompt_label": "prompts:read",
+    "render_prompt": "prompts:read",
+    "create_prompt_version": "prompts:write",
+    "set_prompt_label": "prompts:write",
+    "remove_prompt_label": "prompts:write",
+    "rollback_prompt_label": "prompts:write",
+    "list_experiments": "prompts:read",
+    "get_experiment": "prompts:read",
+    "experiment_results": "prompts:read",
+    "create_experiment": "prompts:write",
+    "promote_experiment": "prompts:write",
+    "stop_experiment": "prompts:write",
+    "run_playground": "playground:use",
+    # datasets
+    "list_datasets": "datasets:read",
+    "get_dataset": "datasets:read",
+    "diff_dataset_versions": "datasets:read",
+    "get_dataset_version": "datasets:read",
+    "export_dataset_version": "datasets:read",
+    "list_dataset_rows": "datasets:read",
+    "profile_dataset_version": "datasets:read",
+    "add_dataset_rows": "datasets:write",
+    "clean_dataset": "datasets:write",
+    "import_dataset_from_traces": "datasets:write",
+    "analyze_pii": "pii:use",
+    "redact_pii": "pii:use",
+    # evaluation
+    "list_eval_runs": "evals:read",
+    "get_eval_run": "evals:read",
+    "list_eval_results": "evals:read",
+    "compare_eval_runs": "evals:read",
+    "gate_eval_runs": "evals:read",
+    "create_eval_run": "evals:write",
+    "label_eval_run": "evals:write",
+    "resume_eval_run": "evals:write",
+    # annotation (queues belong to the team of their dataset)
+    "list_annotation_queues": "annotation:read",
+    "get_annotation_queue": "annotation:read",
+    "annotation_queue_status": "annotation:read",
+    "next_annotation_item": "annotation:write",
+    "submit_annotation": "annotation:write",
+    "skip_annotation_item": "annotation:write",
+    "create_annotation_queue": "annotation:write",
+    "accept_annotation_queue": "annotation:write",
+    "close_annotation_queue": "annotation:write",
+    # shared by every team: models, registry, deployments, fine-tuning
+    "get_models_status": "models:read",
+    "reload_config": "gateway:write",
+    "list_registered_models": "registry:read",
+    "get_registered_model": "registry:read",
+    "list_model_alias_history": "registry:read",
+    "list_model_versions": "registry:read",
+    "get_model_version": "registry:read",
+    "get_model_version_lineage": "registry:read",
+    "register_model_version": "registry:write",
+    "set_model_alias": "registry:write",
+    "remove_model_alias": "registry:write",
+    "delete_model_version": "registry:write",
+    "delete_registered_model": "registry:write",
+    "list_deployments": "deployments:read",
+    "get_deployment": "deployments:read",
+    "get_deployment_history": "deployments:read",
+    "create_deployment": "deployments:write",
+    "promote_deployment": "deployments:write",
+    "rollback_deployment": "deployments:write",
+    "delete_deployment": "deployments:write",
+    "list_finetune_runs": "finetune:read",
+    "get_finetune_run": "finetune:read",
+    "get_finetune_curves": "finetune:read",
+    "list_finetune_logs": "finetune:read",
+    "create_finetune_run": "finetune:write",
+    "cancel_finetune_run": "finetune:write",
+    "resume_finetune_run": "finetune:write",
+    # admin only
+    "list_jobs": "jobs:read",
+    "get_job": "jobs:read",
+    "get_job_logs": "jobs:read",
+    "cancel_job": "jobs:write",
+    "list_keys": "keys:read",
+    "create_key": "keys:write",
+    "revoke_key": "keys:write",
+    "rotate_key": "keys:write",
+    "update_key": "keys:write",
+    "list_teams": "teams:read",
+    "get_team": "teams:read",
+    "create_team": "teams:write",
+    "update_team": "teams:write",
+    "add_team_member": "teams:write",
+    "remove_team_member": "teams:write",
+    "list_credentials": "credentials:read",
+    "set_credential": "credentials:write",
+    "delete_credential": "credentials:write",
+    "list_audit_events": "audit:read",
+    "get_audit_event": "audit:read",
+}
+
+
+def permission_of(operation_id: str) -> str:
+    """The permission a route needs; a route missing from the table is an admin's (fail closed)."""
+    return ROUTE_PERMISSIONS.get(operation_id, "gateway:write")
