@@ -385,7 +385,7 @@ def budget_phase(
 
 def overhead_phase(args: argparse.Namespace, out: Path) -> bool:
     models = json.dumps([{"name": "fake-model", "provider": "openai", "base_url": "UPSTREAM_BASE", **PRICES}])
-    limited = "--rpm 1000000000 --tpm 1000000000000 --budget 1000000/day --budget 1000000000/total"
+    limited = "--rpm 1000000000 --tpm 1000000000 --budget 1000000/day --budget 1000000/total"
     summaries: dict[str, list[dict[str, str]]] = {"plain": [], "limited": []}
     for round_number in range(1, args.rounds + 1):
         for label, options in (("plain", ""), ("limited", limited)):

@@ -47,6 +47,7 @@ from llmops.providers.registry import ProviderRegistry
 from llmops.registry import ArtefactStore, RegistryService
 from llmops.settings import Settings, load_settings
 from llmops.store import KeyRepository, TraceRepository, open_database, ping
+from llmops.store.traces import spend_by_key
 from llmops.teams.repository import TeamRepository
 from llmops.teams.service import TeamService
 from llmops.tracing.metrics import (
@@ -124,7 +125,13 @@ def open_store(settings: Settings) -> Store:
         key_repository=key_repository,
         team_repository=team_repository,
         trace_repository=trace_repository,
-        keys=KeyService(key_repository, team_repository, audit=audit, spend=spend.current),
+        keys=KeyService(
+            key_repository,
+            team_repository,
+            audit=audit,
+            spend=spend.current,
+            trace_spend=lambda ids: spend_by_key(engine, ids),
+        ),
         teams=TeamService(
             team_repository,
             audit=audit,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,11 +103,13 @@ class KeyService:
         *,
         audit: AuditSink | None = None,
         spend: SpendReader | None = None,
+        trace_spend: Callable[[list[str]], dict[str, dict[str, float]]] | None = None,
     ) -> None:
         self._keys = keys
         self._teams = teams
         self.audit = audit
         self.spend = spend
+        self._trace_spend = trace_spend  # for keys no limit counts: what their traces cost
 
     def create(
         self,
@@ -159,9 +162,16 @@ class KeyService:
         """Keys, oldest first, with their spend; ``team`` keeps one team's."""
         team_id = self._team_id(team) if team is not None else None
         rows = self._keys.list(include_revoked, team_id=team_id)
-        spend = self.spend("key", [row.id for row in rows]) if self.spend and rows else {}
+        spend = (
+            {key: dict(amounts) for key, amounts in self.spend("key", [row.id for row in rows]).items()}
+            if self.spend and rows
+            else {}
+        )
+        uncounted = [row.id for row in rows if not any(spend.get(row.id, {}).values())]
+        if self._trace_spend is not None and uncounted:
+            spend.update(self._trace_spend(uncounted))
         names = {row.id: row.name for row in self._teams.ordered()} if self._teams else {}
-        return [KeyView(row, names.get(row.team_id or ""), dict(spend.get(row.id, {}))) for row in rows]
+        return [KeyView(row, names.get(row.team_id or ""), spend.get(row.id, {})) for row in rows]
 
     def find(self, key: str) -> ApiKeyRow:
         for row in self._keys.list():

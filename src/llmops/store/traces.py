@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
@@ -119,3 +119,29 @@ class TraceRepository:
     def count(self) -> int:
         with self._engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(traces)).scalar_one())
+
+
+def spend_by_key(
+    engine: Engine, key_ids: list[str], now: datetime | None = None
+) -> dict[str, dict[str, float]]:
+    """USD the traces of each key cost today, this month and in all (UTC): the spend of keys that no
+    limit or budget counts (the limiter's ``spend`` table holds only those of limited keys)."""
+    if not key_ids:
+        return {}
+    now = now or datetime.now(UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    starts = {"day": day, "month": day.replace(day=1), "total": None}
+    found: dict[str, dict[str, float]] = {key: {period: 0.0 for period in starts} for key in key_ids}
+    c = traces.c
+    with engine.connect() as connection:
+        for period, start in starts.items():
+            query = (
+                select(c.api_key_id, func.coalesce(func.sum(c.cost), 0.0))
+                .where(c.api_key_id.in_(key_ids))
+                .group_by(c.api_key_id)
+            )
+            if start is not None:
+                query = query.where(c.started_at >= start)
+            for key_id, usd in connection.execute(query):
+                found[key_id][period] = float(usd)
+    return found
