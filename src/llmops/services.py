@@ -47,7 +47,7 @@ from llmops.providers.registry import ProviderRegistry
 from llmops.registry import ArtefactStore, RegistryService
 from llmops.settings import Settings, load_settings
 from llmops.store import KeyRepository, TraceRepository, open_database, ping
-from llmops.store.traces import spend_by_key
+from llmops.store.traces import spend_by_key, spend_of_keys
 from llmops.teams.repository import TeamRepository
 from llmops.teams.service import TeamService
 from llmops.tracing.metrics import (
@@ -137,6 +137,7 @@ def open_store(settings: Settings) -> Store:
             audit=audit,
             key_count=lambda team_id: len(key_repository.list(team_id=team_id)),
             spend=spend.current,
+            trace_spend=lambda team_id: spend_of_keys(engine, key_repository.ids_of_team(team_id)),
         ),
         traces=TraceService(trace_repository, key_repository),
         datasets=datasets,

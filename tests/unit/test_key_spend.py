@@ -49,3 +49,26 @@ def test_an_unlimited_keys_spend_comes_from_its_traces(db: Engine) -> None:
     assert listed["free"] == {"day": 0.75, "month": 0.75, "total": 2.75}
     assert listed["capped"] == {"day": 0.0, "month": 0.0, "total": 0.0}
     assert capped.id != free.id
+
+
+def test_an_unlimited_teams_spend_is_what_its_keys_traces_cost(db: Engine) -> None:
+    from llmops.store.traces import spend_of_keys
+    from llmops.teams.service import TeamService
+
+    key_repository, team_repository = KeyRepository(db), TeamRepository(db)
+    teams = TeamService(
+        team_repository,
+        spend=SpendRepository(db).current,
+        trace_spend=lambda team_id: spend_of_keys(db, key_repository.ids_of_team(team_id)),
+    )
+    keys = KeyService(key_repository, team_repository)
+    team = teams.create("search")
+    first = keys.create("a", "inference", team="search").row
+    second = keys.create("b", "inference", team="search").row
+    outsider = keys.create("c", "inference").row
+    now = datetime.now(UTC)
+    TraceRepository(db).insert_many(
+        [_trace(first.id, 0.25, now), _trace(second.id, 0.5, now), _trace(outsider.id, 9.0, now)]
+    )
+    assert teams.show(team.id).spend == {"day": 0.75, "month": 0.75, "total": 0.75}
+    assert [view.spend for view in teams.list()] == [{"day": 0.75, "month": 0.75, "total": 0.75}]

@@ -145,3 +145,12 @@ def spend_by_key(
             for key_id, usd in connection.execute(query):
                 found[key_id][period] = float(usd)
     return found
+
+
+def spend_of_keys(engine: Engine, key_ids: list[str]) -> dict[str, float]:
+    """What the traces of all these keys (a team's) cost today, this month and in all, together."""
+    total = {"day": 0.0, "month": 0.0, "total": 0.0}
+    for amounts in spend_by_key(engine, key_ids).values():
+        for period, usd in amounts.items():
+            total[period] += usd
+    return total

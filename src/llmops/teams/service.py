@@ -113,11 +113,13 @@ class TeamService:
         audit: AuditSink | None = None,
         key_count: Callable[[str], int] | None = None,
         spend: SpendReader | None = None,
+        trace_spend: Callable[[str], dict[str, float]] | None = None,
     ) -> None:
         self._teams = teams
         self.audit = audit
         self._key_count = key_count
         self.spend = spend
+        self._trace_spend = trace_spend  # for teams no limit counts: what their keys' traces cost
 
     def create(
         self,
@@ -208,7 +210,9 @@ class TeamService:
             )
 
     def _view(self, row: TeamRow, *, members: bool) -> TeamView:
-        spend = self.spend("team", [row.id]).get(row.id, {}) if self.spend else {}
+        spend = dict(self.spend("team", [row.id]).get(row.id, {})) if self.spend else {}
+        if self._trace_spend is not None and not any(spend.values()):
+            spend = self._trace_spend(row.id)
         return TeamView(
             team=row,
             members=self._teams.members(row.id) if members else [],
