@@ -87,6 +87,15 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def _ready(port: int) -> bool:
+    """Whether the replica on ``port`` answers /readyz with 200 (not listening yet is a no)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -211,12 +220,8 @@ def start_replicas(
         while True:
             if replica.process.poll() is not None:
                 raise RuntimeError(f"{replica.name} exited:\n{replica.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{replica.port}/readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
+            if _ready(replica.port):
+                break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{replica.name} not ready in 120 s")
             time.sleep(0.2)

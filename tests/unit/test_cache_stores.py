@@ -204,7 +204,7 @@ async def test_cache_on_a_redis_that_is_down_serves_misses_and_logs_rarely(
 
 
 async def test_throttled_warnings_say_how_many_were_held_back(caplog: pytest.LogCaptureFixture) -> None:
-    from llmops.gateway.cache._log import ThrottledLog
+    from llmops.throttled_log import ThrottledLog
 
     clock = Clock()
     throttled = ThrottledLog(logging.getLogger("llmops.cache.test"), every=30, clock=clock)

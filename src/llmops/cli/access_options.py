@@ -18,6 +18,7 @@ ModelsOption = Annotated[
         help="Model names or glob patterns it may use, e.g. 'gpt-*' (repeat, or separate with commas).",
     ),
 ]
+AllModelsOption = Annotated[bool, typer.Option("--all-models", help="Allow every model again.")]
 RpmOption = Annotated[int | None, typer.Option("--rpm", min=1, help="Requests per minute (sliding window).")]
 TpmOption = Annotated[int | None, typer.Option("--tpm", min=1, help="Tokens per minute (sliding window).")]
 BudgetOption = Annotated[
@@ -36,6 +37,15 @@ def model_patterns(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def models_change(values: list[str] | None, all_models: bool) -> Any:
+    """For an update: None (every model) with --all-models, the patterns given, or UNSET (no change)."""
+    from llmops.teams.service import UNSET
+
+    if all_models:
+        return None
+    return model_patterns(values) if values is not None else UNSET
 
 
 def limits_from_options(rpm: int | None, tpm: int | None, budgets: list[str] | None) -> Limits:

@@ -8,6 +8,7 @@ import typer
 
 from llmops.cli._common import readable_errors, store_for
 from llmops.cli.access_options import (
+    AllModelsOption,
     BudgetOption,
     MetaOption,
     ModelsOption,
@@ -19,6 +20,7 @@ from llmops.cli.access_options import (
     merged_limits,
     metadata_from_options,
     model_patterns,
+    models_change,
     parse_expiry,
     parse_seconds,
 )
@@ -111,7 +113,7 @@ def update(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="Key id or name.")],
     models: ModelsOption = None,
-    all_models: Annotated[bool, typer.Option("--all-models", help="Allow every model again.")] = False,
+    all_models: AllModelsOption = False,
     rpm: RpmOption = None,
     tpm: TpmOption = None,
     budget: BudgetOption = None,
@@ -128,7 +130,7 @@ def update(
         current = store.keys.find(key)
         row = store.keys.update(
             key,
-            models=None if all_models else (model_patterns(models) if models is not None else UNSET),
+            models=models_change(models, all_models),
             expires_at=None if no_expiry else (parse_expiry(expires) if expires else UNSET),
             limits=merged_limits(Limits.from_json(current.limits), rpm, tpm, budget),
             metadata=metadata_from_options(meta),

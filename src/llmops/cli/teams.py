@@ -8,6 +8,7 @@ import typer
 
 from llmops.cli._common import readable_errors, store_for
 from llmops.cli.access_options import (
+    AllModelsOption,
     BudgetOption,
     MetaOption,
     ModelsOption,
@@ -19,6 +20,7 @@ from llmops.cli.access_options import (
     merged_limits,
     metadata_from_options,
     model_patterns,
+    models_change,
 )
 
 app = typer.Typer(
@@ -108,7 +110,7 @@ def update(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="Team id or name.")],
     models: ModelsOption = None,
-    all_models: Annotated[bool, typer.Option("--all-models", help="Allow every model again.")] = False,
+    all_models: AllModelsOption = False,
     rpm: RpmOption = None,
     tpm: TpmOption = None,
     budget: BudgetOption = None,
@@ -117,13 +119,12 @@ def update(
     """Change a team's allowed models, limits, budgets or labels (what is given)."""
     from llmops.audit.actor import cli_actor
     from llmops.limits.policy import Limits
-    from llmops.teams.service import UNSET
 
     with readable_errors(), store_for(ctx) as store:
         current = store.teams.get(team)
         row = store.teams.update(
             team,
-            models=None if all_models else (model_patterns(models) if models is not None else UNSET),
+            models=models_change(models, all_models),
             limits=merged_limits(Limits.from_json(current.limits), rpm, tpm, budget),
             metadata=metadata_from_options(meta),
             actor=cli_actor(),

@@ -25,13 +25,12 @@ from llmops.limits.policy import NO_LIMITS, Limits
 from llmops.store.keys import ApiKeyRow, KeyRepository
 from llmops.teams.repository import TeamRepository
 from llmops.teams.roles import ROLES, Role
-from llmops.teams.service import UNSET, AuditSink, SpendReader, check_models
+from llmops.teams.service import UNSET, AuditSink, SpendReader, check_models, check_name
 
 Scope = Role
 SCOPES: tuple[Scope, ...] = ROLES
 SECRET_PREFIX = "sk-llmops-"
 _MIN_IMPORTED_SECRET = 20
-_MAX_NAME = 200
 
 
 # A name is printable (no control characters) and not only spaces; the API declares the same rule.
@@ -128,7 +127,10 @@ class KeyService:
 
         ``scope`` is the key's role (inference, viewer, editor, admin).
         """
-        name = _checked_name(name)
+        try:
+            name = check_name(name)
+        except UserError as exc:
+            raise InvalidKeyRequest(exc.message) from None
         if scope not in SCOPES:
             raise InvalidKeyRequest(f"role: expected one of {', '.join(SCOPES)}, got {scope!r}")
         try:
@@ -158,10 +160,11 @@ class KeyService:
         self._record(actor, "create_key", row, after=key_fields(row))
         return CreatedKey(row, secret)
 
-    def list(self, include_revoked: bool = False, *, team: str | None = None) -> list[KeyView]:
-        """Keys, oldest first, with their spend; ``team`` keeps one team's."""
-        team_id = self._team_id(team) if team is not None else None
-        rows = self._keys.list(include_revoked, team_id=team_id)
+    def view(self, key: str) -> KeyView:
+        """One active key (by id or name) as listings show it."""
+        return self._views([self.find(key)])[0]
+
+    def _views(self, rows: list[ApiKeyRow]) -> list[KeyView]:
         spend = (
             {key: dict(amounts) for key, amounts in self.spend("key", [row.id for row in rows]).items()}
             if self.spend and rows
@@ -173,11 +176,17 @@ class KeyService:
         names = {row.id: row.name for row in self._teams.ordered()} if self._teams else {}
         return [KeyView(row, names.get(row.team_id or ""), spend.get(row.id, {})) for row in rows]
 
+    def list(self, include_revoked: bool = False, *, team: str | None = None) -> list[KeyView]:
+        """Keys, oldest first, with their spend; ``team`` keeps one team's."""
+        team_id = self._team_id(team) if team is not None else None
+        return self._views(self._keys.list(include_revoked, team_id=team_id))
+
     def find(self, key: str) -> ApiKeyRow:
-        for row in self._keys.list():
-            if key in (row.id, row.name):
-                return row
-        raise KeyNotFound(f"no active API key with id or name {key!r}")
+        """The active key with this id or name."""
+        row = self._keys.find_active(key)
+        if row is None:
+            raise KeyNotFound(f"no active API key with id or name {key!r}")
+        return row
 
     def revoke(self, key: str, *, acting_key_id: str | None = None, actor: Actor | None = None) -> ApiKeyRow:
         """Revoke by id or name; the gateway stops accepting it within ``key_cache_seconds``.
@@ -281,15 +290,6 @@ class KeyService:
     def _record(self, actor: Actor | None, action: str, row: ApiKeyRow, **change: Any) -> None:
         if self.audit is not None and actor is not None:
             self.audit.record(actor, action, "key", row.name, team_id=row.team_id, **change)
-
-
-def _checked_name(name: str) -> str:
-    if any(ch < " " or ch == "\x7f" for ch in name):
-        raise InvalidKeyRequest("name: control characters are not allowed")
-    name = name.strip()
-    if not name or len(name) > _MAX_NAME:
-        raise InvalidKeyRequest(f"name: needs 1 to {_MAX_NAME} characters")
-    return name
 
 
 def _prefix_of(secret: str) -> str:

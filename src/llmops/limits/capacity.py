@@ -18,9 +18,10 @@ import logging
 from typing import Any
 
 from llmops.ids import new_id
-from llmops.limits.limiter import FailMode, Throttled
+from llmops.limits.limiter import LOG_EVERY_SECONDS, FailMode
 from llmops.limits.plan import Plan, RateCheck, Shape
 from llmops.limits.redis_backend import RedisBackend
+from llmops.throttled_log import ThrottledLog
 from llmops.tracing.metrics import LimitMetrics
 
 log = logging.getLogger("llmops.limits")
@@ -37,7 +38,7 @@ class DeploymentCapacity:
         self._metrics = metrics
         self._on_error = on_error
         self._shapes: dict[tuple[str, int | None, int | None], Shape] = {}
-        self._log = Throttled()
+        self._log = ThrottledLog(log, LOG_EVERY_SECONDS)
 
     def _shape(self, scope_id: str, rpm: int | None, tpm: int | None) -> Shape:
         shape = self._shapes.get((scope_id, rpm, tpm))
@@ -62,6 +63,7 @@ class DeploymentCapacity:
             outcome_name = "admitted" if self._on_error == "fail_open" else "refused"
             self._metrics.error_decisions.inc((outcome_name,))
             self._log.warning(
+                "capacity",
                 "limits: deployment capacity could not be checked on Redis (%s: %s); calls are %s "
                 "(rate_limit_on_redis_error=%s)",
                 type(exc).__name__,
@@ -85,4 +87,4 @@ class DeploymentCapacity:
     def _added(self, reply: Any) -> None:
         if isinstance(reply, BaseException):
             self._metrics.backend_errors.inc(("capacity",))
-            self._log.warning("limits: deployment tokens could not be counted on Redis (%s)", reply)
+            self._log.warning("tokens", "limits: deployment tokens could not be counted on Redis (%s)", reply)

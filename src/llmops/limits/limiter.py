@@ -21,6 +21,7 @@ Errors: :class:`~llmops.gateway.errors.GatewayError` (429 ``rate_limit_exceeded`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -38,6 +39,7 @@ from llmops.limits.periods import buckets, describe, period_end, to_nano, usd_te
 from llmops.limits.plan import BudgetCheck, Demand, Plan, RateCheck, Reservation, Scope, Shape, SpendKey
 from llmops.limits.policy import PERIODS, Limits
 from llmops.limits.spend import SpendLedger
+from llmops.throttled_log import ThrottledLog
 from llmops.tracing.metrics import LimitMetrics
 
 log = logging.getLogger("llmops.limits")
@@ -94,24 +96,6 @@ class Ticket:
         self.settled = False
 
 
-class Throttled:
-    """A warning logged at most once per interval, with how many were left out."""
-
-    def __init__(self, interval: float = LOG_EVERY_SECONDS) -> None:
-        self._interval = interval
-        self._last = -math.inf
-        self._skipped = 0
-
-    def warning(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last < self._interval:
-            self._skipped += 1
-            return
-        skipped, self._skipped, self._last = self._skipped, 0, now
-        suffix = f" ({skipped} more like this since the last report)" if skipped else ""
-        log.warning(message + suffix, *args)
-
-
 class Limiter:
     def __init__(
         self,
@@ -130,9 +114,7 @@ class Limiter:
         self._errors: tuple[type[BaseException], ...] = (*backend.errors, SQLAlchemyError, SeedFailed)
         self._shapes: dict[tuple[object, ...], Shape] = {}
         self._alerted: set[SpendKey] = set()
-        self._admit_log = Throttled()
-        self._settle_log = Throttled()
-        self._flush_log = Throttled()
+        self._log = ThrottledLog(log, LOG_EVERY_SECONDS)  # one warning per kind: admit, settle, flush
         self._task: asyncio.Task[None] | None = None
 
     # --- admission ------------------------------------------------------------------------------
@@ -185,7 +167,8 @@ class Limiter:
         self._metrics.backend_errors.inc(("admit",))
         outcome = "refused" if closed else "admitted"
         self._metrics.error_decisions.inc((outcome,))
-        self._admit_log.warning(
+        self._log.warning(
+            "admit",
             "limits: the %s backend failed (%s: %s); requests are %s (rate_limit_on_redis_error=%s, "
             "budget_on_redis_error=%s)",
             self.backend.name,
@@ -227,7 +210,8 @@ class Limiter:
     def _settled(self, plan: Plan, nano: int, result: list[int] | BaseException) -> None:
         if isinstance(result, BaseException):
             self._metrics.backend_errors.inc(("settle",))
-            self._settle_log.warning(
+            self._log.warning(
+                "settle",
                 "limits: settling on the %s backend failed (%s: %s); the spend still goes to the database "
                 "and the reservation lapses after %.0fs",
                 self.backend.name,
@@ -281,7 +265,8 @@ class Limiter:
             await self.ledger.flush()
         except SQLAlchemyError as exc:
             self._metrics.backend_errors.inc(("flush",))
-            self._flush_log.warning(
+            self._log.warning(
+                "flush",
                 "limits: could not write spend to the database (%s: %s); kept for the next try",
                 type(exc).__name__,
                 exc,
@@ -291,10 +276,8 @@ class Limiter:
         """Apply the settlements under way, write the spend, close the backend."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):  # the cancellation asked for just above
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         try:
             await asyncio.wait_for(self.backend.flush(), timeout=5)

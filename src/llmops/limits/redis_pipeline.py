@@ -14,6 +14,7 @@ whose connection failed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -175,10 +176,8 @@ class Pipeline:
             self._linger = None
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):  # the cancellation asked for just above
                 await self._task
-            except asyncio.CancelledError:
-                pass
         stranded, self._queue = self._queue, []
         for _, callback in stranded:
             callback(RedisUnavailable("the limiter stopped"))

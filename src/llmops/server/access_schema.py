@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from annotated_types import Interval
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from llmops.gateway.keys import NAME_PATTERN
 from llmops.limits.policy import MAX_COUNT, MAX_USD
 from llmops.server.admin_schema import NO_NUL
+from llmops.teams.roles import Role
 
 
 def _no_bool(value: Any) -> Any:
@@ -26,7 +27,7 @@ Seconds = Annotated[float, Interval(ge=0, le=366 * 86400), BeforeValidator(_no_b
 # metadata are labels (owner, app, cost centre): text both databases store as it is (no NUL)
 LabelName = Annotated[str, Field(max_length=100, pattern=NO_NUL)]
 LabelValue = Annotated[str, Field(max_length=1000, pattern=NO_NUL)]
-RoleName = Literal["inference", "viewer", "editor", "admin"]
+RoleName = Role
 Pattern = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 _PATTERNS = Field(
     default=None,

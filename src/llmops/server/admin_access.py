@@ -104,8 +104,7 @@ def key_routes(services: Services) -> APIRouter:
             actor=actor_of(request, principal),
         )
         _changed(services, request)
-        view = next(view for view in keys.list(team=None) if view.row.id == created.row.id)
-        return {**view.as_dict(), "secret": created.secret}
+        return {**keys.view(created.row.id).as_dict(), "secret": created.secret}
 
     @router.patch(
         "/api/keys/{key}",
@@ -125,7 +124,7 @@ def key_routes(services: Services) -> APIRouter:
             actor=actor_of(request, principal),
         )
         _changed(services, request)
-        return _view_of(services, current.id)
+        return keys.view(current.id).as_dict()
 
     @router.post(
         "/api/keys/{key}/rotate",
@@ -156,7 +155,7 @@ def key_routes(services: Services) -> APIRouter:
             actor=actor_of(request, principal),
         )
         _changed(services, request)
-        return {**_view_of(services, created.row.id), "secret": created.secret}
+        return {**keys.view(created.row.id).as_dict(), "secret": created.secret}
 
     @router.delete(
         "/api/keys/{key}",
@@ -280,10 +279,3 @@ def _changed(services: Services, request: Request) -> None:
     (other replicas within ``key_cache_seconds``)."""
     mark_audited(request)
     services.authenticator.load()
-
-
-def _view_of(services: Services, key_id: str) -> dict[str, Any]:
-    for view in services.store.keys.list():
-        if view.row.id == key_id:
-            return view.as_dict()
-    return {}

@@ -19,6 +19,7 @@ from llmops.gateway.auth import Principal
 from llmops.gateway.errors import GatewayError
 from llmops.server.permissions import permission_of
 from llmops.services import Services
+from llmops.store.scope import ALL_TEAMS, TeamScope
 from llmops.teams.roles import permits
 
 # Declares the scheme in the OpenAPI schema; the key itself is checked by the Authenticator below.
@@ -27,9 +28,6 @@ _BEARER = HTTPBearer(
     description="An API key whose role grants the route's permission: `Authorization: Bearer <key>`.",
     auto_error=False,
 )
-
-ALL_TEAMS = "*"
-"""What :func:`team_scope` answers for an admin: no team filter."""
 
 
 def services_of(request: Request) -> Services:
@@ -64,7 +62,7 @@ Caller = Annotated[Principal, Depends(_authorized)]
 """The authenticated caller, whose role grants this route's permission."""
 
 
-def team_scope(principal: Principal) -> str | None:
+def team_scope(principal: Principal) -> TeamScope:
     """Whose things the caller sees: :data:`ALL_TEAMS` for an admin, else its team (None: no team)."""
     return ALL_TEAMS if principal.is_admin else principal.team_id
 

@@ -175,6 +175,10 @@ def _body_of(scope: Scope, body: bytes, overflow: bool) -> Any:
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
             return json.loads(body)
-        except ValueError:
-            pass
+        except ValueError:  # declared JSON but not JSON: described like any other body
+            return _undescribed(body, content_type)
+    return _undescribed(body, content_type)
+
+
+def _undescribed(body: bytes, content_type: str) -> dict[str, Any]:
     return {"body": f"{len(body)} bytes not recorded", "content_type": content_type or None}

@@ -132,6 +132,19 @@ class KeyRepository:
         with self._engine.begin() as connection:
             return connection.execute(statement).rowcount == 1
 
+    def find_active(self, id_or_name: str) -> ApiKeyRow | None:
+        """The active key with this id or name (the oldest, should a name equal another key's id)."""
+        c = api_keys.c
+        query = (
+            select(*_columns())
+            .where(c.revoked_at.is_(None), or_(c.id == id_or_name, c.name == id_or_name))
+            .order_by(c.created_at, c.id)
+            .limit(1)
+        )
+        with self._engine.connect() as connection:
+            found = connection.execute(query).first()
+        return ApiKeyRow(*found) if found else None
+
     def name_taken(self, name: str) -> bool:
         query = select(api_keys.c.id).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
         with self._engine.connect() as connection:

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from llmops.gateway.auth import Principal
-from llmops.gateway.cache._log import ThrottledLog
 from llmops.gateway.cache.keys import conversation_text, exact_key, is_deterministic, semantic_scope
 from llmops.gateway.cache.stores import AnswerStore, MemoryAnswerStore
 from llmops.gateway.endpoints import Endpoint
 from llmops.providers.base import Payload
+from llmops.throttled_log import ThrottledLog
 from llmops.tracing.metrics import GatewayMetrics
 
 if TYPE_CHECKING:

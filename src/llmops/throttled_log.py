@@ -1,4 +1,4 @@
-"""Warnings that repeat on every request (a cache backend that is down) are logged once per period."""
+"""Warnings that repeat on every request (a cache or limits backend down) are logged once per period."""
 
 from __future__ import annotations
 
