@@ -34,7 +34,7 @@ install-local: $(BIN)/python
 	$(check_llama)
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[local,data,eval,train,dev]'
+	$(BIN)/pip install --quiet -e '.[local,data,eval,train,guard,dev]'
 	$(check_llama)
 
 serve: install-local

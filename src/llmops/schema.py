@@ -10,6 +10,7 @@ from llmops.credentials import tables as credential_tables
 from llmops.datasets import tables as dataset_tables
 from llmops.deployments import tables as deployment_tables
 from llmops.evals import tables as eval_tables
+from llmops.guardrails import tables as guardrail_tables
 from llmops.jobs import tables as job_tables
 from llmops.limits import tables as limit_tables
 from llmops.prompts import tables as prompt_tables
@@ -25,6 +26,7 @@ __all__ = [
     "dataset_tables",
     "deployment_tables",
     "eval_tables",
+    "guardrail_tables",
     "job_tables",
     "limit_tables",
     "metadata",

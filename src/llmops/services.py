@@ -24,16 +24,21 @@ from llmops.credentials import CredentialService, key_source
 from llmops.datasets.service import DatasetService
 from llmops.deployments import CanaryController, DeploymentService, DeploymentWatcher
 from llmops.evals.service import EvalService
-from llmops.gateway.auth import Authenticator
+from llmops.gateway.auth import ANONYMOUS, Authenticator
 from llmops.gateway.cache import ResponseCache
 from llmops.gateway.catalog import ModelCatalog, configured_models
 from llmops.gateway.deployments import Deployment
+from llmops.gateway.endpoints import CHAT
+from llmops.gateway.guarding import GuardrailStep, judge_through
 from llmops.gateway.keys import KeyService
 from llmops.gateway.limiting import LimitStep
 from llmops.gateway.prompting import PromptStep
 from llmops.gateway.reload import ConfigReloader
 from llmops.gateway.router import Router
 from llmops.gateway.service import Gateway
+from llmops.guardrails.engine import GuardrailSet
+from llmops.guardrails.registry import GuardrailRegistry
+from llmops.guardrails.service import GuardrailKeeper, GuardrailService
 from llmops.jobs.service import JobService
 from llmops.limits.backends import LimitBackend, MemoryBackend
 from llmops.limits.limiter import Limiter, LimiterOptions
@@ -56,6 +61,7 @@ from llmops.tracing.metrics import (
     GatewayMetrics,
     Gauge,
     GaugeFamily,
+    GuardrailMetrics,
     LabelValues,
     LimitMetrics,
     MetricsRegistry,
@@ -94,6 +100,7 @@ class Store:
     audit: AuditService
     credentials: CredentialService
     spend: SpendRepository
+    guardrails: GuardrailService
 
     def close(self) -> None:
         self.jobs.close()
@@ -119,6 +126,9 @@ def open_store(settings: Settings) -> Store:
     registry.in_use = deployments.uses  # a version a deployment serves is not deleted
     spend = SpendRepository(engine)
     return Store(
+        guardrails=GuardrailService(
+            engine, lambda: settings.guardrails, lambda: guardrail_registry(settings), audit
+        ),
         engine=engine,
         prompts=prompts,
         experiments=ExperimentService(engine, prompts, prompt_repository),
@@ -155,6 +165,14 @@ def open_store(settings: Settings) -> Store:
     )
 
 
+def guardrail_registry(settings: Settings) -> GuardrailRegistry:
+    """The built-in guardrail kinds, entry-point ones, and those of ``guardrail_modules``."""
+    registry = GuardrailRegistry()
+    for module in settings.guardrail_modules:
+        registry.load_module(module)
+    return registry
+
+
 def _credential_users(settings: Settings) -> dict[str, list[str]]:
     """Stored credential name → the configured models whose deployments need it."""
     users: dict[str, list[str]] = {}
@@ -184,6 +202,7 @@ class Services:
     canary_controller: CanaryController
     deployment_metrics: DeploymentMetrics
     limiter: Limiter
+    guardrail_keeper: GuardrailKeeper
 
     @property
     def catalog(self) -> ModelCatalog:
@@ -200,6 +219,7 @@ class Services:
         await self.catalog.start()
         self.deployment_watcher.start()
         self.canary_controller.start()
+        self.guardrail_keeper.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         # what exists now (modules, models, settings) lives as long as the process: keep it out of
@@ -235,6 +255,7 @@ class Services:
         await asyncio.to_thread(self.store.jobs.close)  # running jobs stop at their next progress report
         await self.writer.drain()
         await self.limiter.stop()  # settled spend written to the database
+        await self.guardrail_keeper.stop()
         await self.authenticator.stop()
         await self.prompt_resolver.stop()
         await self.canary_controller.stop()
@@ -394,6 +415,9 @@ def build_services(
         store.prompts, store.experiments, refresh_seconds=settings.prompt_refresh_seconds
     )
     limiter, capacity = build_limits(settings, store.spend, metrics_registry)
+    guard_step = GuardrailStep(
+        GuardrailSet(()), GuardrailMetrics(metrics_registry), stream_window=settings.guardrail_stream_window
+    )
     gateway = Gateway(
         catalog,
         writer,
@@ -403,7 +427,9 @@ def build_services(
         cache=cache,
         prompts=PromptStep(prompt_resolver, record_variables=settings.trace_content),
         limits=LimitStep(limiter, default_max_tokens=settings.limits_default_max_tokens),
+        guardrails=guard_step,
     )
+    guard_step.judge = judge_through(gateway.handle, CHAT, ANONYMOUS)
     for gauge in _deployment_gauges(gateway):
         metrics_registry.add(gauge)
     reloader = ConfigReloader(
@@ -415,6 +441,15 @@ def build_services(
         managed=watcher.overlay,
     )
     watcher.follow(reloader)
+    keeper = GuardrailKeeper(
+        store.guardrails,
+        lambda: reloader.settings.guardrails,
+        guardrail_registry(settings),
+        guard_step.use,
+        refresh_seconds=settings.guardrail_refresh_seconds,
+    )
+    keeper.load()  # a rule of llmops.yaml that cannot be built stops the start with one line
+    reloader.listeners.append(keeper.changed)
     deployment_metrics = DeploymentMetrics(metrics_registry, watcher.traffic_samples)
     controller = CanaryController(
         store.deployments,
@@ -438,4 +473,5 @@ def build_services(
         canary_controller=controller,
         deployment_metrics=deployment_metrics,
         limiter=limiter,
+        guardrail_keeper=keeper,
     )

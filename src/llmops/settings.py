@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from llmops.guardrails.config import GuardrailConfig
 from llmops.model_config import DeploymentConfig, ModelConfig
 
 __all__ = [
@@ -183,6 +184,26 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a budget reservation holds when its request is never settled "
         "(its replica crashed).",
+    )
+    guardrails: tuple[GuardrailConfig, ...] = Field(
+        default=(),
+        description="Guardrail rules (see docs/guardrails.md); more can be added with /api/guardrails.",
+    )
+    guardrail_modules: tuple[str, ...] = Field(
+        default=(),
+        description="Python files or modules with custom guardrails (@guardrail functions, "
+        "Guardrail classes).",
+    )
+    guardrail_stream_window: int = Field(
+        default=128,
+        ge=0,
+        le=100_000,
+        description="Characters of a streamed answer held back so that output guardrails see them first.",
+    )
+    guardrail_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a replica looks for guardrail changes made through another replica's API.",
     )
     models: tuple[ModelConfig, ...] = Field(
         default=(), description="Models served; empty = embedded defaults."

@@ -80,16 +80,19 @@ def start_server(
     database_url: str | None = None,
     args: list[str] | None = None,
     ready_timeout: float = 60,
+    config: dict[str, Any] | None = None,
 ) -> Server:
     """Start `llmops serve` in a subprocess with its own home, config and keys; wait until ready."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     database_url = database_url or f"sqlite:///{home / 'llmops.db'}"
     config_args: list[str] = []
-    if models is not None:
-        config = tmp_path / "llmops.yaml"
-        config.write_text(yaml.safe_dump({"models": models}))
-        config_args = ["--config", str(config)]
+    if models is not None or config is not None:  # config: more llmops.yaml keys (guardrails: ...)
+        config_file = tmp_path / "llmops.yaml"
+        config_file.write_text(
+            yaml.safe_dump({**({"models": models} if models is not None else {}), **(config or {})})
+        )
+        config_args = ["--config", str(config_file)]
     created: dict[str, str] = {}
     if keys:
         store = open_store(load_settings(database_url=database_url, home=home))

@@ -274,3 +274,9 @@ def test_without_the_data_extra(monkeypatch: pytest.MonkeyPatch) -> None:
         PiiService(entities=["EMAIL_ADDRESS", "PERSON"])
     with pytest.raises(NlpUnavailable, match="data extra"):
         PiiService(use_nlp=True)
+
+
+def test_digits_of_other_scripts_never_break_the_iban_check(pii: PiiService) -> None:
+    # "²".isdigit() is true but int("²", 36) fails: the IBAN scan raised ValueError on this text
+    assert pii.analyze("x DE89" + "²" * 18, ["IBAN_CODE"]) == []
+    assert pii.analyze("pay DE89 3704 0044 0532 0130 00 now", ["IBAN_CODE"])[0].entity == "IBAN_CODE"

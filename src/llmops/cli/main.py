@@ -17,6 +17,7 @@ from llmops.cli import (
     evals,
     experiments,
     finetune,
+    guardrails,
     keys,
     models,
     pii,
@@ -42,6 +43,7 @@ app.add_typer(traces.app, name="traces")
 app.add_typer(keys.app, name="keys")
 app.add_typer(teams.app, name="teams")
 app.add_typer(credentials.app, name="credentials")
+app.add_typer(guardrails.app, name="guardrails")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.add_typer(prompts.app, name="prompts")

@@ -25,6 +25,15 @@ def list_traces(
     key: Annotated[
         str | None, typer.Option(help="Only requests made with this API key (id or name).")
     ] = None,
+    guardrail: Annotated[
+        str | None, typer.Option(help="Only requests on which this guardrail (rule name) triggered.")
+    ] = None,
+    guardrail_action: Annotated[
+        str | None,
+        typer.Option(
+            help="Only requests on which a guardrail took this action: block, redact, redact_trace, flag."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Traces per page (1-500).")] = 20,
     cursor: Annotated[
         str | None, typer.Option(help="Continue after this cursor (printed below a full page).")
@@ -43,6 +52,8 @@ def list_traces(
             status=status,
             since=parse_since(since) if since else None,
             key=key,
+            guardrail=guardrail,
+            guardrail_action=guardrail_action,
             limit=limit,
             cursor=cursor,
         )

@@ -42,6 +42,8 @@ class ConfigReloader:
     settings: Settings
     generation: int = 1
     managed: Callable[[tuple[ModelConfig, ...]], tuple[ModelConfig, ...]] | None = None
+    # called after every successful reload (the guardrails rebuild from the new settings)
+    listeners: list[Callable[[], None]] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _retiring: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -83,6 +85,8 @@ class ConfigReloader:
             task = asyncio.create_task(self._retire(previous, settings.upstream_timeout_seconds))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
+            for listener in self.listeners:
+                listener()
             log.info("config reloaded: %d models", len(catalog.routes()))
             return catalog
 

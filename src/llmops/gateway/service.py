@@ -13,9 +13,9 @@ import base64
 import logging
 import struct
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -26,12 +26,22 @@ from llmops.gateway.catalog import ModelCatalog, ModelRoute
 from llmops.gateway.deployments import Deployment
 from llmops.gateway.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from llmops.gateway.errors import GatewayError
+from llmops.gateway.guarding import (
+    JUDGE_ATTRIBUTE,
+    GuardrailStep,
+    ParallelChecks,
+    moderate,
+    moderation_inputs,
+    no_moderation,
+)
 from llmops.gateway.limiting import LimitStep, model_not_allowed
 from llmops.gateway.prompting import PREFIX as PROMPT_PREFIX
 from llmops.gateway.prompting import PromptStep
 from llmops.gateway.recorder import TraceRecorder
-from llmops.gateway.router import CallLog, Router, close_quietly
+from llmops.gateway.router import CallLog, OpenedStream, Router, close_quietly
 from llmops.gateway.streams import StreamObserver
+from llmops.guardrails.engine import Selection
+from llmops.guardrails.streaming import StreamGuard
 from llmops.ids import new_id
 from llmops.providers.base import Payload, ProviderError, ProviderResult
 from llmops.tracing.metrics import GatewayMetrics
@@ -44,12 +54,29 @@ if TYPE_CHECKING:
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer ended
 MAX_MODEL_NAME = 200  # the trace column's width; longer names are never configured models anyway
 CACHE_HEADER = b"x-llmops-cache"
+MODERATION_MODEL = "llmops-guardrails"  # what /v1/moderations reports when no model is asked for
 # the id of the request's trace, so that a client can attach feedback to it (POST /api/traces/{id}/feedback)
 TRACE_HEADER = b"x-llmops-trace-id"
 
 log = logging.getLogger("llmops.gateway")
+T = TypeVar("T")
 
 __all__ = ["CHAT", "COMPLETIONS", "EMBEDDINGS", "Endpoint", "Gateway", "StreamReply", "WholeReply"]
+
+
+@dataclass(frozen=True, slots=True)
+class Guarding:
+    """The guardrails of one request: its rules, the model they were chosen for, parallel checks."""
+
+    step: GuardrailStep
+    selection: Selection
+    model: str
+    parallel: ParallelChecks | None = None
+
+    def stream_guard(self, endpoint: Endpoint, record: TraceRecord) -> StreamGuard | None:
+        if not self.selection.output:
+            return None
+        return self.step.stream_guard(self.selection, endpoint, record, self.model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +99,7 @@ class Gateway:
         cache: ResponseCache | None = None,
         prompts: PromptStep | None = None,
         limits: LimitStep | None = None,
+        guardrails: GuardrailStep | None = None,
     ) -> None:
         self.catalog = catalog
         self._writer = writer
@@ -80,6 +108,7 @@ class Gateway:
         self._cache = cache
         self._prompts = prompts
         self._limits = limits  # None: rate limits and budgets are not enforced (in-process callers)
+        self.guardrails = guardrails  # None: no guardrails (in-process callers without a configuration)
 
     def use_catalog(self, catalog: ModelCatalog) -> ModelCatalog:
         """Swap in a reloaded catalog; requests under way finish on the one they started with."""
@@ -119,6 +148,7 @@ class Gateway:
         catalog = self.catalog  # one consistent view for the whole request
         route: ModelRoute | None = None
         ticket: Ticket | None = None
+        guarding: Guarding | None = None
         try:
             payload = validation.parse_body(body)
             model = validation.model_name(payload)
@@ -135,9 +165,16 @@ class Gateway:
             route = self._resolve(catalog, model, endpoint, payload, prompt)
             if principal.models and not principal.may_use(model):
                 raise model_not_allowed(model, principal)
+            guards = self.guardrails
+            if guards is not None and guards.rules.rules and JUDGE_ATTRIBUTE not in record.attributes:
+                payload, guarding = await self._guard_input(
+                    guards, endpoint, principal, model, payload, record
+                )
             if principal.limited and self._limits is not None:
                 ticket = await self._limits.admit(principal, endpoint, route, payload)
         except GatewayError as rejected:
+            if guarding is not None and guarding.parallel is not None:
+                guarding.parallel.cancel()
             self._recorder.finish_error(record, rejected, start, route is not None)
             rejected.headers = [*rejected.headers, (TRACE_HEADER, record.id.encode())]
             raise
@@ -153,10 +190,29 @@ class Gateway:
                 start,
                 principal,
                 cache_directive,
+                guarding,
             )
         return await self._answer(
-            catalog, route, endpoint, payload, record, start, principal, cache_directive
+            catalog, route, endpoint, payload, record, start, principal, cache_directive, guarding
         )
+
+    async def _guard_input(
+        self,
+        step: GuardrailStep,
+        endpoint: Endpoint,
+        principal: Principal,
+        model: str,
+        payload: Payload,
+        record: TraceRecord,
+    ) -> tuple[Payload, Guarding | None]:
+        """The input guardrails (raises GatewayError 400 content_filter when one blocks)."""
+        selection = step.select(model, principal, record.prompt_name)
+        if selection is None:
+            return payload, None
+        parallel = None
+        if selection.input_blocking or selection.input_parallel:
+            payload, parallel = await step.check_input(selection, endpoint, payload, record, model)
+        return payload, Guarding(step, selection, model, parallel)
 
     async def _answer_limited(
         self,
@@ -170,11 +226,12 @@ class Gateway:
         start: float,
         principal: Principal,
         cache_directive: bytes | None,
+        guarding: Guarding | None,
     ) -> WholeReply | StreamReply:
         """:meth:`_answer`, settled exactly once whatever happens: when a stream ends, else at once."""
         try:
             reply = await self._answer(
-                catalog, route, endpoint, payload, record, start, principal, cache_directive
+                catalog, route, endpoint, payload, record, start, principal, cache_directive, guarding
             )
         except BaseException as exc:  # an upstream error, a bug, a cancelled request: nothing more will come
             limits.settle(ticket, record)
@@ -198,9 +255,11 @@ class Gateway:
         start: float,
         principal: Principal,
         cache_directive: bytes | None,
+        guarding: Guarding | None = None,
     ) -> WholeReply | StreamReply:
         """The cache, then the router: a whole answer or an opened stream (raises GatewayError, traced)."""
         plan = None
+        parallel = guarding.parallel if guarding is not None else None
         if self._cache is not None and route.config.cache.mode != "off":
             plan = self._cache.plan(route, principal, endpoint, payload, cache_directive)
             if plan is not None:
@@ -208,24 +267,36 @@ class Gateway:
                 if hit is not None:
                     record.cache_status = hit.kind
                     record.attributes["cache"] = hit.describe()
-                    return self._replay(endpoint, payload, record, start, hit.data, plan)
+                    if parallel is not None:
+                        await self._traced(parallel.wait(), record, start, None)
+                    return await self._replay(endpoint, payload, record, start, hit.data, plan, guarding)
                 record.cache_status = "miss"
         calls = CallLog(start)
         if record.stream:
-            return await self._open_stream(catalog, route, endpoint, payload, record, calls, plan)
-        try:
-            answer = await self._router.whole(catalog, route, endpoint, payload, calls)
-        except ProviderError as exc:
-            error = GatewayError.from_provider(exc)
-            self._recorder.note_calls(record, calls)
-            self._recorder.finish_error(record, error, start, True)
-            error.headers.append((TRACE_HEADER, record.id.encode()))
-            raise error from exc
+            return await self._open_stream(catalog, route, endpoint, payload, record, calls, plan, guarding)
+        call = self._router.whole(catalog, route, endpoint, payload, calls)
+        answer = await self._traced(parallel.race(call) if parallel else call, record, start, calls)
         result = answer.result
         self._recorder.note_calls(record, calls)
         if endpoint.kind == "embedding" and payload.get("encoding_format") == "base64":
             result = _embeddings_as_base64(result)
+        trace_texts = None
+        if guarding is not None and guarding.selection.output:
+
+            async def reask(again: Payload) -> dict[str, Any]:
+                retried = await self._traced(
+                    self._router.whole(catalog, route, endpoint, again, calls), record, start, calls
+                )
+                return retried.result.data
+
+            data, trace_texts = await guarding.step.check_output(
+                guarding.selection, endpoint, payload, result.data, record, guarding.model, reask
+            )
+            if data is not result.data:
+                result = ProviderResult(orjson.dumps(data), data)
         self._recorder.fill_whole(endpoint, answer.deployment, payload, record, result.data)
+        if trace_texts is not None:
+            _trace_copy(record, trace_texts)
         headers = [(TRACE_HEADER, record.id.encode())]
         if plan is not None:
             headers.append((CACHE_HEADER, b"miss"))
@@ -233,6 +304,56 @@ class Gateway:
                 self._cache.store(plan, _with_usage(result.data, record), record.id)
         self._recorder.finish(record, start, True)
         return WholeReply(result.body, headers=headers, trace=record)
+
+    async def _traced(
+        self, call: Awaitable[T], record: TraceRecord, start: float, calls: CallLog | None
+    ) -> T:
+        """``call``'s result; an upstream failure or a guardrail's block is traced, raised as GatewayError."""
+        try:
+            return await call
+        except (ProviderError, GatewayError) as exc:
+            error = GatewayError.from_provider(exc) if isinstance(exc, ProviderError) else exc
+            if calls is not None:
+                self._recorder.note_calls(record, calls)
+            self._recorder.finish_error(record, error, start, True)
+            error.headers.append((TRACE_HEADER, record.id.encode()))
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def moderate(self, principal: Principal, body: bytes) -> WholeReply:
+        """``/v1/moderations``: the configured input guardrails' verdicts in OpenAI's shape, traced."""
+        start = time.perf_counter()
+        record = TraceRecord(
+            id=new_id(),
+            started_at=time.time(),
+            endpoint="moderations",
+            requested_model="",
+            stream=False,
+            api_key_id=principal.key_id,
+        )
+        try:
+            payload = validation.parse_body(body)
+            model = payload.get("model", MODERATION_MODEL)
+            if not isinstance(model, str) or not model or len(model) > MAX_MODEL_NAME:
+                raise GatewayError(400, "model: a name of 1 to 200 characters", param="model")
+            record.requested_model = model
+            texts = moderation_inputs(payload)
+            if self._recorder.record_content:
+                record.request = payload
+            step = self.guardrails
+            results = (
+                await moderate(step, texts, model, principal, record)
+                if step is not None
+                else [no_moderation() for _ in texts]
+            )
+        except GatewayError as rejected:
+            self._recorder.finish_error(record, rejected, start, False)
+            rejected.headers = [*rejected.headers, (TRACE_HEADER, record.id.encode())]
+            raise
+        data = {"id": f"modr-{record.id}", "model": model, "results": results}
+        self._recorder.finish(record, start, False)
+        return WholeReply(orjson.dumps(data), headers=[(TRACE_HEADER, record.id.encode())], trace=record)
 
     def _resolve(
         self, catalog: ModelCatalog, name: str, endpoint: Endpoint, payload: Payload, prompt: str | None
@@ -259,16 +380,14 @@ class Gateway:
         record: TraceRecord,
         calls: CallLog,
         plan: CachePlan | None,
+        guarding: Guarding | None = None,
     ) -> StreamReply:
         """Wait for the first chunk (failing over until one comes), so a refusal gets a proper status."""
-        try:
-            opened = await self._router.stream(catalog, route, endpoint, payload, calls)
-        except ProviderError as exc:
-            error = GatewayError.from_provider(exc)
-            self._recorder.note_calls(record, calls)
-            self._recorder.finish_error(record, error, calls.start, True)
-            error.headers.append((TRACE_HEADER, record.id.encode()))
-            raise error from exc
+        call = self._router.stream(catalog, route, endpoint, payload, calls)
+        parallel = guarding.parallel if guarding is not None else None
+        opened = await self._traced(
+            parallel.race(call, _close_opened) if parallel else call, record, calls.start, calls
+        )
         self._recorder.note_calls(record, calls)
         headers = [(TRACE_HEADER, record.id.encode())]
         if plan is not None:
@@ -285,9 +404,10 @@ class Gateway:
             cache=self._cache if plan is not None and plan.store else None,
             plan=plan,
             headers=headers,
+            guard=guarding.stream_guard(endpoint, record) if guarding is not None else None,
         )
 
-    def _replay(
+    async def _replay(
         self,
         endpoint: Endpoint,
         payload: Payload,
@@ -295,6 +415,7 @@ class Gateway:
         start: float,
         data: dict[str, Any],
         plan: CachePlan,
+        guarding: Guarding | None = None,
     ) -> WholeReply | StreamReply:
         """A cached answer, in the shape this client asked for (whole JSON or SSE), traced at cost 0."""
         from llmops.gateway.cache.replay import as_sse_events, as_whole_body
@@ -312,9 +433,17 @@ class Gateway:
                 events[0],
                 _iterate(events[1:]),
                 headers=headers,
+                guard=guarding.stream_guard(endpoint, record) if guarding is not None else None,
+            )
+        trace_texts = None
+        if guarding is not None and guarding.selection.output:
+            data, trace_texts = await guarding.step.check_output(
+                guarding.selection, endpoint, payload, data, record, guarding.model, None
             )
         body = as_whole_body(endpoint, data, payload)
         self._recorder.fill_whole(endpoint, None, payload, record, data)
+        if trace_texts is not None:
+            _trace_copy(record, trace_texts)
         self._recorder.finish(record, start, True)
         return WholeReply(body, headers=headers, trace=record)
 
@@ -341,6 +470,7 @@ class StreamReply:
         cache: ResponseCache | None = None,
         plan: CachePlan | None = None,
         headers: list[tuple[bytes, bytes]] | None = None,
+        guard: StreamGuard | None = None,
     ) -> None:
         self._recorder = recorder
         self._endpoint = endpoint
@@ -349,6 +479,9 @@ class StreamReply:
         self._start = start
         self._first = first
         self._rest = rest
+        self._guard = guard
+        if guard is not None:  # the client gets what the output guardrails release
+            self._first, self._rest = b"", guard.wrap(first, rest)
         self._deployment = deployment
         self._cache = cache
         self._plan = plan
@@ -362,12 +495,14 @@ class StreamReply:
         observer = self._observer
         error: GatewayError | None = None
         try:
-            observer.feed(self._first)
-            yield self._first
+            if self._first:
+                observer.feed(self._first)
+                yield self._first
             async for chunk in self._rest:
                 observer.feed(chunk)
                 yield chunk
-            if not observer.done and observer.error is None:
+            stopped = self._guard is not None and self._guard.blocked is not None
+            if not observer.done and observer.error is None and not stopped:
                 error = GatewayError(502, "upstream ended the stream before [DONE]", code="stream_truncated")
                 yield b"data: " + error.body() + b"\n\n"
         except ProviderError as exc:
@@ -405,7 +540,15 @@ class StreamReply:
         if deployment is not None:
             deployment.in_flight -= 1
         self._recorder.fill_stream(self._endpoint, deployment, self._payload, record, observer)
-        if error is None and observer.error is not None:
+        guard = self._guard
+        stopped = guard.blocked if guard is not None else None
+        if stopped is not None and guard is not None:  # ended by an output guardrail: no error upstream
+            record.finish_reason = "content_filter"
+            record.attributes["guardrail_stop"] = {
+                "guardrail": stopped.guardrail,
+                "at_char": guard.released_chars,
+            }
+        elif error is None and observer.error is not None:
             error = GatewayError(
                 502, str(observer.error.get("message") or "upstream reported an error mid-stream")
             )
@@ -418,7 +561,7 @@ class StreamReply:
                 if deployment is not None:
                     deployment.breaker.record_failure()
                     deployment.observe_failure(error.message)
-        elif self._cache is not None and self._plan is not None:
+        elif self._cache is not None and self._plan is not None and stopped is None:
             from llmops.gateway.cache.replay import whole_from_stream
 
             data = whole_from_stream(self._endpoint, observer, record)
@@ -445,6 +588,19 @@ def _annotate(record: TraceRecord, annotations: Mapping[str, Any]) -> None:
             record.attributes.update(value)
         else:
             raise ValueError(f"unknown trace annotation {key!r}")
+
+
+def _trace_copy(record: TraceRecord, texts: list[str]) -> None:
+    """What a ``redact_trace`` guardrail leaves of the answer on the trace."""
+    record.response_text = texts[0] if texts else None
+    if len(texts) > 1:
+        record.attributes["choices"] = texts
+
+
+async def _close_opened(opened: OpenedStream) -> None:
+    """A stream that opened before a parallel input check blocked the request: end it unused."""
+    await close_quietly(opened.rest)
+    opened.deployment.in_flight -= 1
 
 
 async def _iterate(items: list[bytes]) -> AsyncIterator[bytes]:

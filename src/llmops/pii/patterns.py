@@ -157,7 +157,7 @@ def _iban_end(text: str, position: int, needed: int) -> int | None:
 
 
 def _iban_char(char: str) -> bool:
-    return bool(char) and (char.isdigit() or "A" <= char <= "Z")
+    return bool(char) and ("0" <= char <= "9" or "A" <= char <= "Z")  # isdigit() admits "²"
 
 
 class IbanRecognizer(Recognizer):

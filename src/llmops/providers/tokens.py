@@ -36,9 +36,14 @@ class TokenCounter:
         return encoding
 
     def count(self, text: str, model: str | None = None) -> int:
+        """Tokens of ``text`` as ordinary text: special-token strings (``<|endoftext|>``) in a user's
+        prompt count as the characters they are, and lone surrogates as the replacement character
+        (the tokenizer refuses both, and a count must never fail a request)."""
         if not text:
             return 0
-        return len(self._encoding(model).encode(text))
+        if not text.isascii():
+            text = text.encode("utf-8", "replace").decode("utf-8")
+        return len(self._encoding(model).encode(text, disallowed_special=()))
 
     def count_messages(self, messages: Iterable[dict[str, Any]], model: str | None = None) -> int:
         total = _REPLY_PRIMER

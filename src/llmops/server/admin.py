@@ -34,6 +34,7 @@ from llmops.server.admin_evals import eval_routes
 from llmops.server.admin_experiments import experiment_routes
 from llmops.server.admin_finetune import finetune_routes
 from llmops.server.admin_gateway import gateway_routes
+from llmops.server.admin_guardrails import guardrail_routes
 from llmops.server.admin_jobs import job_routes
 from llmops.server.admin_pii import pii_routes
 from llmops.server.admin_playground import playground_routes
@@ -133,6 +134,11 @@ class TraceSummary(BaseModel):
     cost: float | None
     latency_ms: float
     ttft_ms: float | None
+    guardrail: str | None = Field(
+        default=None,
+        description="The guardrails that triggered, as `|rule:action|...`; null when none did "
+        "(every decision is in `attributes.guardrails`).",
+    )
 
 
 class TraceDetail(TraceSummary):
@@ -247,6 +253,7 @@ def create_admin_app(services: Services) -> FastAPI:
     app.include_router(key_routes(services))
     app.include_router(team_routes(services))
     app.include_router(credential_routes(services))
+    app.include_router(guardrail_routes(services))
     app.include_router(audit_routes(services))
     app.include_router(prompt_routes(services))
     app.include_router(experiment_routes(services))
@@ -296,6 +303,14 @@ def _trace_routes(traces: TraceService) -> APIRouter:
         key: Annotated[
             str | None, Query(description="API key id or name", min_length=1, pattern=NO_NUL)
         ] = None,
+        guardrail: Annotated[
+            str | None,
+            Query(description="Only requests on which this guardrail (rule name) triggered", pattern=NO_NUL),
+        ] = None,
+        guardrail_action: Annotated[
+            Literal["block", "redact", "redact_trace", "flag"] | None,
+            Query(description="Only requests on which a guardrail took this action"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
         cursor: Annotated[
             str | None, Query(description="`next_cursor` of the previous page", pattern=ID_PATTERN)
@@ -307,6 +322,8 @@ def _trace_routes(traces: TraceService) -> APIRouter:
             status=status,
             since=parse_since(since) if since is not None else None,
             key=key,
+            guardrail=guardrail,
+            guardrail_action=guardrail_action,
             limit=limit,
             cursor=cursor,
             team=team_scope(principal),

@@ -35,6 +35,7 @@ for _prefix in ("/v1", ""):
     _POST_ROUTES[f"{_prefix}/chat/completions"] = CHAT
     _POST_ROUTES[f"{_prefix}/completions"] = COMPLETIONS
     _POST_ROUTES[f"{_prefix}/embeddings"] = EMBEDDINGS
+_MODERATIONS = frozenset({"/v1/moderations", "/moderations"})
 del _prefix
 
 
@@ -49,7 +50,7 @@ class OpenAIRoutes:
 
     @staticmethod
     def owns(path: str) -> bool:
-        return path.startswith("/v1/") or path in _POST_ROUTES
+        return path.startswith("/v1/") or path in _POST_ROUTES or path in _MODERATIONS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -74,6 +75,13 @@ class OpenAIRoutes:
                     await _stream(reply, receive, send)
                 else:
                     await send_bytes(send, reply.status, reply.body, [*JSON_HEADERS, *reply.headers])
+                return
+            if path in _MODERATIONS:
+                if scope["method"] != "POST":
+                    raise GatewayError(405, f"{path} accepts POST only", headers=[(b"allow", b"POST")])
+                body = await read_body(scope, receive, self._limit)
+                whole = await self._gateway.moderate(principal, body)
+                await send_bytes(send, whole.status, whole.body, [*JSON_HEADERS, *whole.headers])
                 return
             await self._models(path, scope, send)
         except GatewayError as error:

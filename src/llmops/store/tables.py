@@ -110,6 +110,8 @@ traces = Table(
     Column("prompt_label", String(100), nullable=True),
     Column("experiment", String(40), nullable=True),
     Column("variant", String(100), nullable=True),
+    # "|rule:action|...": the guardrails that triggered (blocked, redacted, flagged); NULL when none did
+    Column("guardrail", Text, nullable=True),
     Index("ix_trace_started_at", "started_at", "id"),
     Index("ix_trace_model_started_at", "requested_model", "started_at"),
     Index("ix_trace_key_started_at", "api_key_id", "started_at"),

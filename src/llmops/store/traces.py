@@ -42,6 +42,7 @@ SUMMARY_COLUMNS = (
     "cost",
     "latency_ms",
     "ttft_ms",
+    "guardrail",
 )
 
 
@@ -51,7 +52,14 @@ class TraceFilter:
     status: str | None = None
     since: datetime | None = None
     api_key_id: str | None = None
+    guardrail: str | None = None  # a guardrail (rule name) that triggered on the request
+    guardrail_action: str | None = None  # an action a guardrail took: block, redact, redact_trace, flag
     team: TeamScope = ALL_TEAMS  # only the traces this team's keys made (see llmops.store.scope)
+
+
+def _like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -99,6 +107,10 @@ class TraceRepository:
             conditions.append(traces.c.started_at >= where.since)
         if where.api_key_id is not None:
             conditions.append(traces.c.api_key_id == where.api_key_id)
+        if where.guardrail is not None:
+            conditions.append(traces.c.guardrail.like(f"%|{_like(where.guardrail)}:%", escape="\\"))
+        if where.guardrail_action is not None:
+            conditions.append(traces.c.guardrail.like(f"%:{_like(where.guardrail_action)}|%", escape="\\"))
         if before_id is not None:
             conditions.append(traces.c.id < before_id)
         conditions += traces_of(where.team)

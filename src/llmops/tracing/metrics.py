@@ -263,3 +263,28 @@ class LimitMetrics:
         )
         for metric in (self.rejections, self.budget_alerts, self.backend_errors, self.error_decisions):
             registry.add(metric)
+
+
+GUARDRAIL_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5
+)  # fmt: skip
+
+
+class GuardrailMetrics:
+    """Guardrails (issue 12): every decision by rule, stage and action, and how long checks take."""
+
+    def __init__(self, registry: MetricsRegistry) -> None:
+        self.decisions = Counter(
+            "llmops_guardrail_decisions_total",
+            "Guardrail decisions, by guardrail (rule name), stage (input, output) and action "
+            "(pass, block, redact, redact_trace, flag).",
+            ("guardrail", "stage", "action"),
+        )
+        self.seconds = Histogram(
+            "llmops_guardrail_check_seconds",
+            "Time a guardrail's check took, by guardrail and stage.",
+            ("guardrail", "stage"),
+            GUARDRAIL_BUCKETS,
+        )
+        registry.add(self.decisions)
+        registry.add(self.seconds)

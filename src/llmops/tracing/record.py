@@ -46,6 +46,7 @@ class TraceRecord:
     prompt_label: str | None = None
     experiment: str | None = None  # the experiment (id) the request took part in, and its variant
     variant: str | None = None
+    guardrail: str | None = None  # "|rule:action|..." of the guardrails that triggered
 
     @property
     def status(self) -> str:
@@ -90,6 +91,7 @@ class TraceRecord:
             self.prompt_label,
             self.experiment,
             self.variant,
+            self.guardrail,
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -135,6 +137,7 @@ VALUE_ORDER = (
     "prompt_label",
     "experiment",
     "variant",
+    "guardrail",
 )
 _JSON_POSITIONS = frozenset(TRACE_COLUMNS.index(name) for name in ("request", "attributes"))
 

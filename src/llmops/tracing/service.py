@@ -22,6 +22,7 @@ from llmops.store.traces import TraceFilter, TraceRepository
 
 MAX_PAGE_SIZE = 500
 STATUSES = ("ok", "error")
+GUARDRAIL_ACTIONS = ("block", "redact", "redact_trace", "flag")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Trace ids and cursors are ids from llmops.ids: 32 lower-case hex digits.
 ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -99,18 +100,30 @@ class TraceService:
         status: str | None = None,
         since: datetime | None = None,
         key: str | None = None,
+        guardrail: str | None = None,
+        guardrail_action: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
         team: TeamScope = ALL_TEAMS,
     ) -> TracePage:
         if status is not None and status not in STATUSES:
             raise InvalidQuery(f"status: expected one of {', '.join(STATUSES)}, got {status!r}")
+        if guardrail_action is not None and guardrail_action not in GUARDRAIL_ACTIONS:
+            raise InvalidQuery(
+                f"guardrail_action: expected one of {', '.join(GUARDRAIL_ACTIONS)}, got {guardrail_action!r}"
+            )
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidQuery(f"limit: expected 1 to {MAX_PAGE_SIZE}, got {limit}")
         if cursor is not None and not _ID.fullmatch(cursor):
             raise InvalidQuery(f"cursor: not a trace cursor: {cursor!r}")
         where = TraceFilter(
-            model=model, status=status, since=since, api_key_id=self._key_id(key, team), team=team
+            model=model,
+            status=status,
+            since=since,
+            api_key_id=self._key_id(key, team),
+            guardrail=guardrail,
+            guardrail_action=guardrail_action,
+            team=team,
         )
         items = self._traces.list(where, limit + 1, before_id=cursor)
         more = len(items) > limit

@@ -16,14 +16,12 @@ for an argument that does not exist), :class:`MissingResource` and :class:`Missi
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib
 import importlib.util
 import inspect
 import logging
 import math
 import numbers
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from llmops.errors import UserError
 from llmops.evals.scorers.base import Score, ScoreInput
+from llmops.user_modules import import_user_module
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -438,36 +437,4 @@ def _defined_scorer_class(value: object, module: ModuleType) -> bool:
 
 
 def _import_user_module(spec: str) -> ModuleType:
-    path = Path(spec)
-    is_file = spec.endswith(".py") or "/" in spec or "\\" in spec
-    try:
-        return _import_file(path) if is_file else importlib.import_module(spec)
-    except ScorerError:
-        raise
-    except FileNotFoundError as exc:
-        raise BadScorerDeclaration(f"scorer module {spec}: file not found") from exc
-    except ModuleNotFoundError as exc:
-        raise BadScorerDeclaration(f"scorer module {spec!r} cannot be imported: {exc}") from exc
-    except Exception as exc:  # the user's code failed while loading: say where, in one line
-        log.debug("loading scorer module %s failed", spec, exc_info=True)
-        raise BadScorerDeclaration(f"scorer module {spec}: {type(exc).__name__}: {exc}") from exc
-
-
-def _import_file(path: Path) -> ModuleType:
-    """Import a ``.py`` file once per process under a name derived from its absolute path."""
-    resolved = path.resolve(strict=True)
-    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
-    module_name = f"{_USER_MODULES}.{resolved.stem}_{digest}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, resolved)
-    if spec is None or spec.loader is None:
-        raise BadScorerDeclaration(f"scorer module {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses and pickling look classes up here
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    return module
+    return import_user_module(spec, what="scorer module", package=_USER_MODULES, error=BadScorerDeclaration)
