@@ -15,14 +15,20 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
+from llmops.alerts.evaluator import LEASE, AlertEvaluator
+from llmops.alerts.leader import LeaseElector
+from llmops.alerts.service import AlertService
+from llmops.alerts.statistics import Measurer, budget_reader, key_finder, team_finder
 from llmops.annotation.service import AnnotationService
 from llmops.audit import AuditService
 from llmops.credentials import CredentialService, key_source
 from llmops.datasets.service import DatasetService
 from llmops.deployments import CanaryController, DeploymentService, DeploymentWatcher
+from llmops.drift.service import DriftService, packaged_embedder
 from llmops.evals.service import EvalService
 from llmops.gateway.auth import ANONYMOUS, Authenticator
 from llmops.gateway.cache import ResponseCache
@@ -43,6 +49,9 @@ from llmops.jobs.service import JobService
 from llmops.limits.backends import LimitBackend, MemoryBackend
 from llmops.limits.limiter import Limiter, LimiterOptions
 from llmops.limits.spend import SpendLedger, SpendRepository
+from llmops.monitoring.resources import ResourceMetrics
+from llmops.monitoring.rollups import RollupWriter, count_feedback
+from llmops.monitoring.stats import StatsService
 from llmops.prompts.experiments import ExperimentService
 from llmops.prompts.repository import PromptRepository
 from llmops.prompts.resolver import PromptResolver
@@ -66,6 +75,10 @@ from llmops.tracing.metrics import (
     LimitMetrics,
     MetricsRegistry,
 )
+from llmops.tracing.otel.export import OtlpExporter, OtlpMetrics
+from llmops.tracing.otel.ingest import OtlpIngest
+from llmops.tracing.otel.spans import SpanRepository
+from llmops.tracing.otel.tree import TraceTree
 from llmops.tracing.service import TraceService
 from llmops.tracing.writer import TraceWriter
 from llmops.training.service import FinetuneService
@@ -101,6 +114,12 @@ class Store:
     credentials: CredentialService
     spend: SpendRepository
     guardrails: GuardrailService
+    stats: StatsService
+    alerts: AlertService
+    drift: DriftService
+
+    def __post_init__(self) -> None:
+        self.alerts.measurer.use_drift(self.drift)  # drift_score rules read the drift checks
 
     def close(self) -> None:
         self.jobs.close()
@@ -149,8 +168,23 @@ def open_store(settings: Settings) -> Store:
             spend=spend.current,
             trace_spend=lambda team_id: spend_of_keys(engine, key_repository.ids_of_team(team_id)),
         ),
-        traces=TraceService(trace_repository, key_repository),
+        traces=TraceService(
+            trace_repository,
+            key_repository,
+            on_feedback=count_feedback,
+            tree=TraceTree(trace_repository, SpanRepository(engine)).of,
+        ),
+        stats=StatsService(engine, lambda: _key_teams(key_repository, team_repository)),
+        alerts=_alert_service(settings, engine, audit, key_repository, team_repository, spend),
         datasets=datasets,
+        drift=DriftService(
+            engine,
+            datasets,
+            alpha=settings.drift_alpha,
+            sample=settings.drift_sample_size,
+            permutations=settings.drift_permutations,
+            embedder=lambda: packaged_embedder(settings.local_threads),
+        ),
         annotation=AnnotationService(engine, datasets),
         registry=registry,
         evals=evals,
@@ -162,6 +196,36 @@ def open_store(settings: Settings) -> Store:
         credentials=CredentialService(
             engine, key_source(settings), audit, used_by=lambda: _credential_users(settings)
         ),
+    )
+
+
+def _key_teams(keys: KeyRepository, teams: TeamRepository) -> dict[str, tuple[str | None, str | None]]:
+    """Key id -> (team id, team name), for stats by team."""
+    names = {team_id: row.name for team_id, row in teams.all().items()}
+    return {row.id: (row.team_id, names.get(row.team_id or "")) for row in keys.list(include_revoked=True)}
+
+
+def _alert_service(
+    settings: Settings,
+    engine: Engine,
+    audit: AuditService,
+    keys: KeyRepository,
+    teams: TeamRepository,
+    spend: SpendRepository,
+) -> AlertService:
+    """Alert rules measured on the rollups (through a stats service of their own: it keeps no state)."""
+    measurer = Measurer(
+        StatsService(engine, lambda: _key_teams(keys, teams)),
+        find_key=key_finder(keys),
+        find_team=team_finder(teams),
+        budget_use=budget_reader(keys, teams, spend),
+    )
+    return AlertService(
+        engine,
+        measurer,
+        configured=lambda: settings.alerts,
+        channels=lambda: settings.alert_channels,
+        audit=audit,
     )
 
 
@@ -203,6 +267,10 @@ class Services:
     deployment_metrics: DeploymentMetrics
     limiter: Limiter
     guardrail_keeper: GuardrailKeeper
+    alert_evaluator: AlertEvaluator
+    otlp_ingest: OtlpIngest
+    otlp_exporter: OtlpExporter | None  # None: no otlp_endpoint configured
+    resources: ResourceMetrics
 
     @property
     def catalog(self) -> ModelCatalog:
@@ -212,6 +280,8 @@ class Services:
     async def start(self) -> None:
         await asyncio.to_thread(self.authenticator.load)
         await asyncio.to_thread(self.store.jobs.recover_interrupted)
+        if self.otlp_exporter is not None:
+            self.otlp_exporter.start()
         self.writer.start()
         self.limiter.start()
         self.authenticator.start()
@@ -220,6 +290,8 @@ class Services:
         self.deployment_watcher.start()
         self.canary_controller.start()
         self.guardrail_keeper.start()
+        self.alert_evaluator.start()
+        self.resources.start()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         # what exists now (modules, models, settings) lives as long as the process: keep it out of
@@ -233,6 +305,8 @@ class Services:
         the command does not use is not loaded); no key cache (the caller is ``ANONYMOUS``), no SIGHUP
         handler, no ``gc.freeze``. :meth:`stop` ends it as it ends a server, draining the traces.
         """
+        if self.otlp_exporter is not None:
+            self.otlp_exporter.start()
         self.writer.start()
         deployments = _deployments_of(self.catalog, models)
         results = await asyncio.gather(
@@ -253,9 +327,13 @@ class Services:
         request must end up stored."""
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await asyncio.to_thread(self.store.jobs.close)  # running jobs stop at their next progress report
+        await self.resources.stop()
         await self.writer.drain()
+        if self.otlp_exporter is not None:
+            await self.otlp_exporter.close()  # after the writer: it hands over the last traces
         await self.limiter.stop()  # settled spend written to the database
         await self.guardrail_keeper.stop()
+        await self.alert_evaluator.stop()  # the lease is given up: another replica takes over
         await self.authenticator.stop()
         await self.prompt_resolver.stop()
         await self.canary_controller.stop()
@@ -385,6 +463,7 @@ def build_services(
     catalog = ModelCatalog.build(watcher.overlay(configured_models(settings)), registry, context)
     metrics_registry = MetricsRegistry()
     metrics = GatewayMetrics(metrics_registry)
+    exporter = build_exporter(settings, OtlpMetrics(metrics_registry), lambda: gateway.catalog)
     writer = TraceWriter(
         store.trace_repository,
         metrics,
@@ -392,6 +471,8 @@ def build_services(
         batch_size=settings.trace_batch_size,
         flush_seconds=settings.trace_flush_seconds,
         overflow=settings.trace_overflow,
+        rollups=RollupWriter(store.engine),
+        on_stored=exporter.offer if exporter is not None else None,
     )
     metrics_registry.add(
         Gauge("llmops_trace_queue_depth", "Traces waiting to be written.", lambda: writer.depth)
@@ -432,6 +513,9 @@ def build_services(
     guard_step.judge = judge_through(gateway.handle, CHAT, ANONYMOUS)
     for gauge in _deployment_gauges(gateway):
         metrics_registry.add(gauge)
+    resources = ResourceMetrics(
+        metrics_registry, lambda: [deployment.provider for deployment in gateway.catalog.deployments()]
+    )
     reloader = ConfigReloader(
         gateway,
         registry,
@@ -450,6 +534,14 @@ def build_services(
     )
     keeper.load()  # a rule of llmops.yaml that cannot be built stops the start with one line
     reloader.listeners.append(keeper.changed)
+    store.alerts.configured = lambda: reloader.settings.alerts  # a reload brings the file's new rules
+    store.alerts.channels = lambda: reloader.settings.alert_channels
+    store.alerts.check_configured()  # a rule or channel of llmops.yaml that cannot be used stops the start
+    alert_evaluator = AlertEvaluator(
+        store.alerts,
+        LeaseElector(store.engine, LEASE, ttl_seconds=max(3 * settings.alert_eval_seconds, 10.0)),
+        interval_seconds=settings.alert_eval_seconds,
+    )
     deployment_metrics = DeploymentMetrics(metrics_registry, watcher.traffic_samples)
     controller = CanaryController(
         store.deployments,
@@ -474,4 +566,53 @@ def build_services(
         deployment_metrics=deployment_metrics,
         limiter=limiter,
         guardrail_keeper=keeper,
+        alert_evaluator=alert_evaluator,
+        otlp_ingest=OtlpIngest(
+            writer,
+            SpanRepository(store.engine),
+            record_content=settings.trace_content,
+            max_body_bytes=settings.max_body_bytes,
+            cost_of=lambda model, used, made: _cost_of(gateway.catalog, model, used, made),
+        ),
+        otlp_exporter=exporter,
+        resources=resources,
     )
+
+
+def build_exporter(
+    settings: Settings, metrics: OtlpMetrics, catalog: Callable[[], ModelCatalog]
+) -> OtlpExporter | None:
+    """The OTLP exporter of ``otlp_endpoint`` (None when unset); it tells each span the address
+    of the upstream that answered, from the catalog of the moment."""
+    if not settings.otlp_endpoint:
+        return None
+
+    def address_of(model: str, deployment_id: str | None) -> tuple[str, int | None] | None:
+        route = catalog().get(model)
+        for deployment in route.deployments if route is not None else ():
+            if deployment.id == deployment_id and deployment.config.base_url:
+                parts = urlsplit(deployment.config.base_url)
+                return (parts.hostname, parts.port) if parts.hostname else None
+        return None
+
+    return OtlpExporter(
+        settings.otlp_endpoint,
+        metrics,
+        protocol=settings.otlp_protocol,
+        headers=settings.otlp_headers,
+        batch_size=settings.otlp_batch_size,
+        flush_seconds=settings.otlp_flush_seconds,
+        queue_size=settings.otlp_queue_size,
+        timeout_seconds=settings.otlp_timeout_seconds,
+        service_name=settings.otlp_service_name,
+        content=settings.otlp_content,
+        address_of=address_of,
+    )
+
+
+def _cost_of(catalog: ModelCatalog, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """What a model call reported over OTLP cost, at the prices of the model of that name (if served)."""
+    route = catalog.get(model)
+    if route is None or not route.deployments:
+        return None
+    return route.deployments[0].config.cost(prompt_tokens, completion_tokens)

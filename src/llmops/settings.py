@@ -9,15 +9,18 @@ the list of public model names the gateway serves.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from llmops.alerts.config import AlertRuleConfig, ChannelConfig
 from llmops.guardrails.config import GuardrailConfig
 from llmops.model_config import DeploymentConfig, ModelConfig
 
@@ -98,6 +101,35 @@ class Settings(BaseSettings):
     )
     trace_content: bool = Field(
         default=True, description="Store request messages and response text in traces."
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP URL every trace is exported to as a GenAI span, e.g. "
+        "http://127.0.0.1:4318/v1/traces (a URL without a path gets /v1/traces); unset: no export.",
+    )
+    otlp_headers: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Headers of each OTLP export (e.g. an API key): a mapping, JSON, "
+        "or key=value,key2=value2.",
+    )
+    otlp_protocol: Literal["http/protobuf", "http/json"] = Field(
+        default="http/protobuf", description="Encoding of OTLP exports."
+    )
+    otlp_batch_size: int = Field(default=512, ge=1, le=100_000, description="Spans per OTLP export request.")
+    otlp_flush_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait before queued spans are exported."
+    )
+    otlp_queue_size: int = Field(
+        default=20_000, ge=1, description="Spans held for export before drops (counted)."
+    )
+    otlp_timeout_seconds: float = Field(default=10.0, gt=0, description="Time for one OTLP export request.")
+    otlp_service_name: str = Field(
+        default="llmops", min_length=1, description="service.name of the exported spans' resource."
+    )
+    otlp_content: bool = Field(
+        default=False,
+        description="Export request messages and response text too (gen_ai.input.messages, "
+        "gen_ai.output.messages).",
     )
     key_cache_seconds: float = Field(default=30.0, gt=0, description="How long a checked API key is trusted.")
     auth_failures_per_minute: int = Field(
@@ -205,9 +237,57 @@ class Settings(BaseSettings):
         gt=0,
         description="How often a replica looks for guardrail changes made through another replica's API.",
     )
+    alerts: tuple[AlertRuleConfig, ...] = Field(
+        default=(),
+        description="Alert rules (see docs/monitoring.md); more can be added with /api/alerts.",
+    )
+    alert_channels: dict[str, ChannelConfig] = Field(
+        default_factory=dict,
+        description="Named notification channels (webhook, slack, smtp, log) that alert rules send to.",
+    )
+    alert_eval_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description="How often the alert rules are evaluated (by one replica, elected through the database).",
+    )
+    drift_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Significance level of the drift checks (Holm-adjusted for the number of checks).",
+    )
+    drift_sample_size: int = Field(
+        default=1000,
+        ge=20,
+        le=100_000,
+        description="Traces (or dataset rows) sampled per side of a drift check; 500 of them are embedded.",
+    )
+    drift_permutations: int = Field(
+        default=1000,
+        ge=99,
+        le=100_000,
+        description="Permutations of the embedding drift test (its smallest p-value is 1/(1 + this)).",
+    )
     models: tuple[ModelConfig, ...] = Field(
         default=(), description="Models served; empty = embedded defaults."
     )
+
+    @field_validator("otlp_headers", mode="before")
+    @classmethod
+    def _otlp_headers(cls, value: Any) -> Any:
+        """Also the ``key=value,key2=value2`` form of OTEL_EXPORTER_OTLP_HEADERS (values percent-encoded)."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("{"):
+            return json.loads(value)
+        headers = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, equals, header_value = item.partition("=")
+            if not equals or not name.strip():
+                raise ValueError(f"expected key=value, got {item!r}")
+            headers[unquote(name.strip())] = unquote(header_value.strip())
+        return headers
 
     @field_validator("models")
     @classmethod
@@ -222,6 +302,15 @@ class Settings(BaseSettings):
                 if other not in seen:
                     raise ValueError(f"model {model.name!r} falls back to {other!r}, which is not declared")
         return models
+
+    @field_validator("alerts")
+    @classmethod
+    def _unique_alert_names(cls, alerts: tuple[AlertRuleConfig, ...]) -> tuple[AlertRuleConfig, ...]:
+        names = [rule.name for rule in alerts]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"alert name {twice[0]!r} is declared twice")
+        return alerts
 
     @property
     def resolved_database_url(self) -> str:

@@ -63,6 +63,7 @@ def api_server(tmp_path: Path, database_url: str) -> Iterator[Server]:
         (tmp_path / "item_id").write_text(_seed_datasets(server))
         _seed_registry(server)
         _seed_finetune(server)
+        (tmp_path / "silences").write_text(" ".join(_seed_silences(server)))
         yield server
     finally:
         server.stop()
@@ -158,6 +159,20 @@ def _seed_registry(server: Server) -> None:
         store.close()
 
 
+def _seed_silences(server: Server) -> list[str]:
+    """Two alert silences: one that the id routes read and end, one that the delete route removes."""
+    ids = []
+    for comment in ("read and ended", "deleted"):
+        response = httpx.post(
+            f"{server.url}/api/alert-silences",
+            json={"rule": "seeded-*", "duration": "1d", "comment": comment},
+            headers=server.headers(),
+        )
+        response.raise_for_status()
+        ids.append(response.json()["id"])
+    return ids
+
+
 def _seed_finetune(server: Server) -> None:
     """A finished fine-tuning run named as the examples of /api/finetune name it (support-lora), its
     figures as a run writes them (the server does not train here: finetune_on_server is off)."""
@@ -204,6 +219,7 @@ def _config(workdir: Path, item_id: str) -> Path:
     """tests/e2e/schemathesis.toml with the number of examples per operation (EXAMPLES) in front, and the
     seeded queue and item pinned for the item routes (random ids would only ever find nothing)."""
     config = workdir / "schemathesis.toml"
+    silences = (workdir.parent / "silences").read_text().split()
     pinned = (
         "\n[[operations]]\n"
         'include-operation-id = ["next_annotation_item", "submit_annotation", "skip_annotation_item"]\n'
@@ -220,6 +236,12 @@ def _config(workdir: Path, item_id: str) -> Path:
         "\n[[operations]]\n"
         'include-operation-id = ["delete_model_version"]\n'
         'parameters = { "path.name" = "scratch-versions" }\n'
+        "\n[[operations]]\n"
+        'include-operation-id = ["get_alert_silence", "end_alert_silence"]\n'
+        f'parameters = {{ "path.silence_id" = "{silences[0]}" }}\n'
+        "\n[[operations]]\n"
+        'include-operation-id = ["delete_alert_silence"]\n'
+        f'parameters = {{ "path.silence_id" = "{silences[1]}" }}\n'
     )
     config.write_text(f"generation.max-examples = {EXAMPLES}\n" + CONFIG.read_text() + pinned)
     return config

@@ -9,11 +9,13 @@ import typer
 
 from llmops import __version__
 from llmops.cli import (
+    alerts,
     annotate,
     audit,
     credentials,
     datasets,
     deploy,
+    drift,
     evals,
     experiments,
     finetune,
@@ -23,6 +25,7 @@ from llmops.cli import (
     pii,
     prompts,
     registry,
+    stats,
     teams,
     traces,
 )
@@ -44,6 +47,9 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(teams.app, name="teams")
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(guardrails.app, name="guardrails")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(stats.app, name="stats")
+app.add_typer(drift.app, name="drift")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.add_typer(prompts.app, name="prompts")

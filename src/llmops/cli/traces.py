@@ -85,7 +85,7 @@ def show(
     trace_id: Annotated[str, typer.Argument(help="The trace id (from `llmops traces list`).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole trace as JSON.")] = False,
 ) -> None:
-    """Show one trace: request, response, usage, timing and feedback."""
+    """Show one trace: request, response, usage, timing, feedback and its OpenTelemetry tree."""
     from rich.console import Console
 
     with readable_errors(), store_for(ctx) as store:
@@ -133,6 +133,39 @@ def show(
         who = f" by {note['author']}" if note["author"] else ""
         comment = f": {note['comment']}" if note["comment"] else ""
         console.print(f"feedback{who}: {', '.join(parts)}{comment}", markup=False)
+    tree = trace.get("tree") or []
+    if trace.get("otel_trace_id") and tree:
+        _print_tree(console, trace["otel_trace_id"], tree)
+
+
+def _print_tree(console: Any, otel_trace_id: str, roots: list[dict[str, Any]]) -> None:
+    """The OpenTelemetry trace as a Rich tree: each node's name, service, time, tokens and status."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    def label(node: dict[str, Any]) -> str:
+        text = escape(node["name"])
+        if node["current"]:
+            text = f"[bold]{text}[/bold] ← this trace"
+        details = [f"{node['duration_ms']:.1f} ms"]
+        if node.get("service"):
+            details.insert(0, escape(node["service"]))
+        if node["prompt_tokens"] is not None or node["completion_tokens"] is not None:
+            details.append(f"{node['prompt_tokens'] or 0}/{node['completion_tokens'] or 0} tokens")
+        if node.get("trace_id") and not node["current"]:
+            details.append(node["trace_id"])
+        status = "[red]error[/red]" if node["status"] == "error" else escape(node["status"])
+        return f"{text}  [dim]{escape(', '.join(details))}[/dim]  {status}"
+
+    def add(branch: Tree, node: dict[str, Any]) -> None:
+        child = branch.add(label(node))
+        for item in node["children"]:
+            add(child, item)
+
+    root = Tree(f"[bold]OpenTelemetry trace {otel_trace_id}[/bold]")
+    for node in roots:
+        add(root, node)
+    console.print(root)
 
 
 @app.command()

@@ -71,10 +71,12 @@ class GuardrailStep:
         decisions = self._metrics.decisions
         seconds = self._metrics.seconds
 
+        listed: list[dict[str, Any]] = record.attributes.setdefault("guardrails", [])
+
         def note(decision: Decision) -> None:
             decisions.inc((decision.guardrail, decision.stage, decision.action))
             seconds.observe((decision.guardrail, decision.stage), decision.ms / 1000)
-            record.attributes.setdefault("guardrails", []).append(decision.as_dict())
+            listed.append(decision.as_dict())
             if decision.triggered:
                 label = f"{decision.guardrail}:{decision.action}|"
                 record.guardrail = (record.guardrail or "|") + label

@@ -45,6 +45,7 @@ from llmops.guardrails.streaming import StreamGuard
 from llmops.ids import new_id
 from llmops.providers.base import Payload, ProviderError, ProviderResult
 from llmops.tracing.metrics import GatewayMetrics
+from llmops.tracing.otel.traceparent import link_caller
 from llmops.tracing.record import TraceRecord
 from llmops.tracing.writer import TraceWriter
 
@@ -124,12 +125,14 @@ class Gateway:
         *,
         annotations: Mapping[str, Any] | None = None,
         user_header: bytes | None = None,
+        traceparent: bytes | None = None,
     ) -> WholeReply | StreamReply:
         """Answer one request; raises GatewayError (already traced) for anything but success.
 
         ``annotations`` lets code inside llmops (the playground, evaluation runs) say what a request
         is for: trace fields among :data:`ANNOTATION_FIELDS`, and ``attributes`` merged into the trace's.
         ``user_header`` (``x-llmops-user``) is the sticky subject of experiments that ask for it.
+        ``traceparent`` (W3C) makes the trace a child of the caller's span; an invalid one is ignored.
         """
         start = time.perf_counter()
         admission = self._writer.admission()
@@ -145,6 +148,8 @@ class Gateway:
         )
         if annotations:
             _annotate(record, annotations)
+        if traceparent is not None:
+            link_caller(record, traceparent)
         catalog = self.catalog  # one consistent view for the whole request
         route: ModelRoute | None = None
         ticket: Ticket | None = None

@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from llmops.storable import check_storable
+
 Action = Literal["block", "redact", "redact_trace", "flag"]
 StageChoice = Literal["input", "output", "both"]
 Mode = Literal["blocking", "parallel"]
@@ -75,7 +77,7 @@ class GuardrailConfig(BaseModel):
     def _storable(cls, data: Any) -> Any:
         """No NUL characters and no integers past JSON's safe range anywhere (both end up in a JSON
         column, which Postgres refuses or other readers round)."""
-        _check_storable(data, "rule")
+        check_storable(data, "rule")
         return data
 
     @property
@@ -94,27 +96,6 @@ class GuardrailConfig(BaseModel):
         if self.teams and not (team is not None and _any(self.teams, (team,))):
             return False
         return not self.prompts or (prompt is not None and _any(self.prompts, (prompt,)))
-
-
-_SAFE_INTEGER = 2**53
-
-
-def _check_storable(value: Any, where: str) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{where}: NUL characters are not allowed")
-    elif isinstance(value, bool):
-        return
-    elif isinstance(value, int):
-        if abs(value) > _SAFE_INTEGER:
-            raise ValueError(f"{where}: integer out of range")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_storable(key, where)
-            _check_storable(item, f"{where}.{key}")
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_storable(item, where)
 
 
 def _any(patterns: tuple[str, ...], values: tuple[str, ...]) -> bool:

@@ -230,9 +230,9 @@ def _apply(
     """Record the decision and apply it to ``result``; True when the rule blocked (stop)."""
     config = rule.config
     action = config.action if verdict.triggered else "pass"
-    details = dict(verdict.details)
-    if verdict.findings and action in ("redact", "redact_trace", "flag", "block"):
-        details.setdefault("spans", len(verdict.findings))
+    details = verdict.details  # shared, never changed: a copy only when spans are added
+    if verdict.findings and action != "pass":
+        details = {**details, "spans": len(verdict.findings)} if "spans" not in details else details
     decision = Decision(
         guardrail=config.name,
         type=config.type,

@@ -16,6 +16,7 @@ import asyncio
 import codecs
 import random
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -102,11 +103,19 @@ class ContextOverflow(ValueError):
 
 
 class LlamaEngine:
-    """A loaded GGUF model, its chat template, and a lock that serialises generation."""
+    """A loaded GGUF model, its chat template, and a lock that serialises generation.
 
-    def __init__(self, llama: Llama, formatter: Jinja2ChatFormatter | None) -> None:
+    For the metrics ``llmops_local_model_*``: ``tokens_generated`` counts each token as it is
+    sampled, ``busy_seconds`` adds a generation's time (prompt processing included) when it ends.
+    Only the generating worker thread adds to them, one generation at a time.
+    """
+
+    def __init__(self, llama: Llama, formatter: Jinja2ChatFormatter | None, file: str = "") -> None:
         self.llama = llama
         self.n_ctx = int(llama.n_ctx())
+        self.file = file
+        self.tokens_generated = 0
+        self.busy_seconds = 0.0
         self._formatter = formatter
         self._lock = asyncio.Lock()
 
@@ -122,7 +131,7 @@ class LlamaEngine:
             n_threads_batch=threads,
             verbose=False,
         )
-        return cls(llama, _chat_formatter(llama))
+        return cls(llama, _chat_formatter(llama), path.name)
 
     async def aclose(self) -> None:
         """Free the model once the generation under way (if any) has ended."""
@@ -226,6 +235,19 @@ class LlamaEngine:
         emit: Callable[[str | None], None] | None,
     ) -> Generation:
         """Blocking: sample tokens until a stop, the limit, the end of the context or ``cancel``."""
+        started = time.perf_counter()
+        try:
+            return self._sample(prompt, sampling, cancel, emit)
+        finally:
+            self.busy_seconds += time.perf_counter() - started
+
+    def _sample(
+        self,
+        prompt: list[int],
+        sampling: Sampling,
+        cancel: threading.Event,
+        emit: Callable[[str | None], None] | None,
+    ) -> Generation:
         import llama_cpp
 
         llama = self.llama
@@ -243,6 +265,7 @@ class LlamaEngine:
                     finish_reason = "stop"
                     break
                 produced += 1
+                self.tokens_generated += 1
                 parts.append(scanner.push(decoder.decode(llama.detokenize([token]))))
                 if emit is not None and parts[-1]:
                     emit(parts[-1])

@@ -309,6 +309,12 @@ class LocalProvider(Provider):
                 raise UnsupportedRequest(f"model {self.config.name!r} does not support {name}", param=name)
         return await self._llama()
 
+    @property
+    def llama_engine(self) -> LlamaEngine | None:
+        """The loaded chat model (shared by the model names on one file), or None (for metrics)."""
+        engine = self._loader.value if self._loader is not None else None
+        return engine if isinstance(engine, LlamaEngine) else None
+
     def count_tokens(self, text: str) -> int:
         """The model's own tokenizer once loaded; offline cl100k before that."""
         engine = self._loader.value if self._loader is not None else None

@@ -34,8 +34,13 @@ _PASSED_THROUGH_STATUSES = frozenset({400, 404, 409, 413, 422, 429})
 
 def _new_session(context: ProviderContext) -> aiohttp.ClientSession:
     settings = context.settings
+    # limit_per_host equal to limit never binds before limit does; it makes aiohttp count the
+    # connections in use per upstream, which llmops_upstream_connections reports
     connector = aiohttp.TCPConnector(
-        limit=settings.upstream_max_connections, keepalive_timeout=30, ttl_dns_cache=300
+        limit=settings.upstream_max_connections,
+        limit_per_host=settings.upstream_max_connections,
+        keepalive_timeout=30,
+        ttl_dns_cache=300,
     )
     timeout = aiohttp.ClientTimeout(
         total=settings.upstream_timeout_seconds, sock_connect=settings.upstream_connect_timeout_seconds
@@ -115,6 +120,11 @@ class OpenAIProvider(Provider):
         self._session = self.context.resource(
             "openai.http", lambda: _new_session(self.context), _close_session
         )
+
+    @property
+    def connector(self) -> aiohttp.BaseConnector | None:
+        """The connection pool shared by this server's ``openai`` models, once started (for metrics)."""
+        return self._session.connector if self._session is not None else None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:

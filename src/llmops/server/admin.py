@@ -24,12 +24,14 @@ from llmops.gateway.errors import GatewayError
 from llmops.gateway.keys import InvalidKeyRequest, KeyConflict, KeyNotFound
 from llmops.prompts.services import InvalidPrompt, PromptNotFound
 from llmops.server.admin_access import key_routes, team_routes
+from llmops.server.admin_alerts import alert_routes
 from llmops.server.admin_annotation import annotation_routes
 from llmops.server.admin_audit import audit_routes
 from llmops.server.admin_auth import Caller, team_scope
 from llmops.server.admin_credentials import credential_routes
 from llmops.server.admin_datasets import dataset_routes
 from llmops.server.admin_deployments import deployment_routes
+from llmops.server.admin_drift import drift_routes
 from llmops.server.admin_evals import eval_routes
 from llmops.server.admin_experiments import experiment_routes
 from llmops.server.admin_finetune import finetune_routes
@@ -41,6 +43,7 @@ from llmops.server.admin_playground import playground_routes
 from llmops.server.admin_prompts import prompt_routes
 from llmops.server.admin_registry import registry_routes
 from llmops.server.admin_schema import NO_NUL, declare_no_422, error_responses, link
+from llmops.server.admin_stats import stats_routes
 from llmops.server.audit_recording import AuditMiddleware
 from llmops.services import Services
 from llmops.tracing.service import (
@@ -59,7 +62,7 @@ log = logging.getLogger("llmops.admin")
 
 _HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
-_SINCE_SCHEMA: dict[str, JsonValue] = {
+SINCE_SCHEMA: dict[str, JsonValue] = {
     "anyOf": [
         {"type": "string", "pattern": DURATION_PATTERN},
         {"type": "string", "format": "date-time"},
@@ -141,6 +144,26 @@ class TraceSummary(BaseModel):
     )
 
 
+class TraceNode(BaseModel):
+    """A trace or an ingested span of an OpenTelemetry trace, with those whose parent it is."""
+
+    kind: Literal["trace", "span"]
+    trace_id: str | None = Field(description="The llmops trace id (null for a span, not a model call).")
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    service: str | None
+    started_at: datetime
+    duration_ms: float
+    status: str = Field(description="ok or error; spans also unset.")
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: float | None
+    current: bool = Field(description="This is the trace asked for.")
+    children: list[TraceNode]
+
+
 class TraceDetail(TraceSummary):
     ended_at: datetime
     error_message: str | None
@@ -150,6 +173,15 @@ class TraceDetail(TraceSummary):
     usage_source: str | None
     attributes: dict[str, Any] | None
     feedback: list[FeedbackOut]
+    otel_trace_id: str | None = Field(
+        default=None, description="The OpenTelemetry trace it belongs to (the caller's `traceparent`)."
+    )
+    otel_span_id: str | None = None
+    otel_parent_span_id: str | None = None
+    tree: list[TraceNode] = Field(
+        default_factory=list,
+        description="The traces and spans sharing its OpenTelemetry trace id, nested by parent (the roots).",
+    )
 
 
 class TracePageOut(BaseModel):
@@ -254,6 +286,9 @@ def create_admin_app(services: Services) -> FastAPI:
     app.include_router(team_routes(services))
     app.include_router(credential_routes(services))
     app.include_router(guardrail_routes(services))
+    app.include_router(alert_routes(services))
+    app.include_router(stats_routes(services))
+    app.include_router(drift_routes(services))
     app.include_router(audit_routes(services))
     app.include_router(prompt_routes(services))
     app.include_router(experiment_routes(services))
@@ -297,7 +332,7 @@ def _trace_routes(traces: TraceService) -> APIRouter:
             str | None,
             Query(
                 description="30m, 2h, 7d (ago), an ISO 8601 date or date-time (UTC when it has no offset)",
-                json_schema_extra=_SINCE_SCHEMA,
+                json_schema_extra=SINCE_SCHEMA,
             ),
         ] = None,
         key: Annotated[
@@ -337,7 +372,7 @@ def _trace_routes(traces: TraceService) -> APIRouter:
         responses=error_responses(400, 404, descriptions=_NO_TRACE),
     )
     def get_trace(principal: Caller, trace_id: str) -> dict[str, Any]:
-        """One trace: request, response, usage, timing and its feedback."""
+        """One trace: request, response, usage, timing, its feedback and its OpenTelemetry tree."""
         return traces.get(trace_id, team=team_scope(principal))
 
     @router.post(

@@ -13,6 +13,8 @@ import orjson
 from llmops.server.admin import create_admin_app
 from llmops.server.asgi import Receive, Scope, Send, send_bytes
 from llmops.server.openai_api import OpenAIRoutes
+from llmops.server.otlp import PATH as OTLP_PATH
+from llmops.server.otlp import OtlpRoute
 from llmops.services import Services
 
 log = logging.getLogger("llmops.server")
@@ -24,6 +26,7 @@ class LLMOpsApp:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._openai = OpenAIRoutes(services)
+        self._otlp = OtlpRoute(services.authenticator, services.otlp_ingest, services.settings.max_body_bytes)
         self._admin = create_admin_app(services)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -32,6 +35,8 @@ class LLMOpsApp:
             path = scope["path"]
             if OpenAIRoutes.owns(path):
                 await self._openai(scope, receive, send)
+            elif path == OTLP_PATH:
+                await self._otlp(scope, receive, send)
             elif path == "/metrics":
                 await send_bytes(send, 200, self.services.metrics_registry.render(), PROMETHEUS_HEADERS)
             elif path == "/healthz":

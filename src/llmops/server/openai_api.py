@@ -70,6 +70,7 @@ class OpenAIRoutes:
                     body,
                     header(scope, b"x-llmops-cache"),
                     user_header=header(scope, USER_HEADER),
+                    traceparent=header(scope, b"traceparent"),
                 )
                 if isinstance(reply, StreamReply):
                     await _stream(reply, receive, send)

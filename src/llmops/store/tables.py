@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -112,12 +113,23 @@ traces = Table(
     Column("variant", String(100), nullable=True),
     # "|rule:action|...": the guardrails that triggered (blocked, redacted, flagged); NULL when none did
     Column("guardrail", Text, nullable=True),
+    # OpenTelemetry (issue 11): the caller's trace (W3C traceparent) or the ingested span's ids;
+    # NULL for a gateway request that named no parent (its OTel ids derive from ``id``)
+    Column("otel_trace_id", String(32), nullable=True),
+    Column("otel_span_id", String(16), nullable=True),
+    Column("otel_parent_span_id", String(16), nullable=True),
     Index("ix_trace_started_at", "started_at", "id"),
     Index("ix_trace_model_started_at", "requested_model", "started_at"),
     Index("ix_trace_key_started_at", "api_key_id", "started_at"),
     Index("ix_trace_status_started_at", "status", "started_at"),
     Index("ix_trace_prompt_started_at", "prompt_name", "started_at"),
     Index("ix_trace_experiment_variant", "experiment", "variant"),
+    Index(
+        "ix_trace_otel_trace_id",
+        "otel_trace_id",
+        sqlite_where=text("otel_trace_id IS NOT NULL"),
+        postgresql_where=text("otel_trace_id IS NOT NULL"),
+    ),
 )
 
 feedback = Table(

@@ -6,12 +6,12 @@ The trace writer's own insert path (plain tuples, a statement per batch) is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.store.scope import ALL_TEAMS, TeamScope, traces_of
@@ -43,6 +43,23 @@ SUMMARY_COLUMNS = (
     "latency_ms",
     "ttft_ms",
     "guardrail",
+)
+
+# what a node of an OTel trace's tree shows (llmops.tracing.otel.tree)
+FAMILY_COLUMNS = (
+    "id",
+    "started_at",
+    "endpoint",
+    "requested_model",
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "latency_ms",
+    "attributes",
+    "otel_trace_id",
+    "otel_span_id",
+    "otel_parent_span_id",
 )
 
 
@@ -124,13 +141,36 @@ class TraceRepository:
         with self._engine.connect() as connection:
             return connection.execute(query).first() is not None
 
-    def add_feedback(self, row: dict[str, Any]) -> None:
+    def add_feedback(
+        self,
+        row: dict[str, Any],
+        then: Callable[[Connection, dict[str, Any], dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Store a feedback; ``then(connection, trace, feedback)`` runs in the same transaction."""
         with self._engine.begin() as connection:
             connection.execute(insert(feedback).values(**row))
+            if then is not None:
+                trace = connection.execute(select(traces).where(traces.c.id == row["trace_id"])).first()
+                if trace is not None:
+                    then(connection, dict(trace._mapping), row)
 
     def count(self) -> int:
         with self._engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(traces)).scalar_one())
+
+    def family(
+        self, otel_trace_id: str, team: TeamScope = ALL_TEAMS, limit: int = 1000
+    ) -> Sequence[dict[str, Any]]:
+        """The traces of one OTel trace (the tree's columns), earliest first, at most ``limit``."""
+        columns = [traces.c[name] for name in FAMILY_COLUMNS]
+        query = (
+            select(*columns)
+            .where(traces.c.otel_trace_id == otel_trace_id, *traces_of(team))
+            .order_by(traces.c.started_at, traces.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            return [_row_dict(row) for row in connection.execute(query)]
 
 
 def spend_by_key(

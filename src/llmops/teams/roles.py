@@ -17,7 +17,7 @@ ROLES: tuple[Role, ...] = ("inference", "viewer", "editor", "admin")
 # Areas whose things belong to a team: viewers read their team's, editors change them.
 TEAM_AREAS = ("traces", "prompts", "datasets", "evals", "annotation")
 # Areas every team shares: viewers and editors read them, admins change them.
-SHARED_AREAS = ("models", "registry", "deployments", "finetune", "guardrails")
+SHARED_AREAS = ("models", "registry", "deployments", "finetune", "guardrails", "alerts")
 # Areas only admins see.
 ADMIN_AREAS = ("keys", "teams", "credentials", "audit", "gateway", "jobs")
 

@@ -288,3 +288,12 @@ class GuardrailMetrics:
         )
         registry.add(self.decisions)
         registry.add(self.seconds)
+
+
+class CounterFamily(GaugeFamily):
+    """Totals that something else keeps, read when scraped (CPU seconds, tokens a model generated).
+
+    ``read`` must only ever return values that grow (or restart at zero with the process).
+    """
+
+    kind = "counter"

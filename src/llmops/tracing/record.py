@@ -47,6 +47,9 @@ class TraceRecord:
     experiment: str | None = None  # the experiment (id) the request took part in, and its variant
     variant: str | None = None
     guardrail: str | None = None  # "|rule:action|..." of the guardrails that triggered
+    otel_trace_id: str | None = None  # the caller's OTel trace (traceparent), or an ingested span's
+    otel_span_id: str | None = None
+    otel_parent_span_id: str | None = None
 
     @property
     def status(self) -> str:
@@ -92,6 +95,9 @@ class TraceRecord:
             self.experiment,
             self.variant,
             self.guardrail,
+            self.otel_trace_id,
+            self.otel_span_id,
+            self.otel_parent_span_id,
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -138,6 +144,9 @@ VALUE_ORDER = (
     "experiment",
     "variant",
     "guardrail",
+    "otel_trace_id",
+    "otel_span_id",
+    "otel_parent_span_id",
 )
 _JSON_POSITIONS = frozenset(TRACE_COLUMNS.index(name) for name in ("request", "attributes"))
 

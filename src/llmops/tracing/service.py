@@ -11,9 +11,12 @@ that team's keys only, another team's trace being "not found". The default is ev
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+
+from sqlalchemy import Connection
 
 from llmops.ids import new_id
 from llmops.store.keys import KeyRepository
@@ -21,6 +24,10 @@ from llmops.store.scope import ALL_TEAMS, TeamScope, sees
 from llmops.store.traces import TraceFilter, TraceRepository
 
 MAX_PAGE_SIZE = 500
+FeedbackHook = Callable[[Connection, dict[str, Any], dict[str, Any]], None]
+"""(connection, the trace's row, the feedback's row): run in the transaction that stores a feedback."""
+TreeOf = Callable[[dict[str, Any], TeamScope], list[dict[str, Any]]]
+"""(a trace, the caller's scope) -> the roots of its OTel trace's tree (llmops.tracing.otel.tree)."""
 STATUSES = ("ok", "error")
 GUARDRAIL_ACTIONS = ("block", "redact", "redact_trace", "flag")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -89,9 +96,18 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
 
 
 class TraceService:
-    def __init__(self, traces: TraceRepository, keys: KeyRepository) -> None:
+    def __init__(
+        self,
+        traces: TraceRepository,
+        keys: KeyRepository,
+        *,
+        on_feedback: FeedbackHook | None = None,
+        tree: TreeOf | None = None,
+    ) -> None:
         self._traces = traces
         self._keys = keys
+        self._tree = tree
+        self._on_feedback = on_feedback  # the rollups count it, in the same transaction
 
     def list(
         self,
@@ -143,6 +159,8 @@ class TraceService:
         trace = self._traces.get(trace_id, team) if _ID.fullmatch(trace_id) else None
         if trace is None:
             raise TraceNotFound(f"trace {trace_id!r} not found")
+        if self._tree is not None:
+            trace["tree"] = self._tree(trace, team)
         return trace
 
     def add_feedback(
@@ -164,5 +182,5 @@ class TraceService:
             "comment": feedback.comment,
             "author": feedback.author,
         }
-        self._traces.add_feedback(row)
+        self._traces.add_feedback(row, self._on_feedback)
         return row

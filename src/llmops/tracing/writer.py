@@ -26,13 +26,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
+from llmops.monitoring.rollups import RollupWriter
 from llmops.store.trace_rows import (
     JSON_COLUMNS,
     TRACE_COLUMNS,
@@ -61,6 +62,7 @@ class _TripResult:
 
     written: int = 0
     invalid: int = 0
+    stored: list[TraceRow] | None = None  # the rows written (kept only when rollups follow them)
     unwritten: list[TraceRow] | None = None
     failure: str | None = None
 
@@ -75,8 +77,12 @@ class TraceWriter:
         batch_size: int,
         flush_seconds: float,
         overflow: Literal["drop", "block"] = "drop",
+        rollups: RollupWriter | None = None,
+        on_stored: Callable[[list[TraceRow]], None] | None = None,
     ) -> None:
         self._sink = repository.row_sink(batch_size)
+        self._on_stored = on_stored  # called on the event loop with the rows just stored (OTLP export)
+        self._rollups = rollups  # dashboards' aggregates, kept in this writer's thread
         self._format_time = self._sink.format_time
         self._metrics = metrics
         self._max_queue = max_queue
@@ -133,27 +139,29 @@ class TraceWriter:
         has_room = len(self._queue) < self._limit and not self._waiters
         self._open = self._overflow == "drop" or self._closing or has_room
 
-    def submit(self, record: TraceRecord) -> None:
-        """Queue the record's row without waiting; with overflow=drop and a full queue, drop and count."""
+    def submit(self, record: TraceRecord) -> bool:
+        """Queue the record's row without waiting; with overflow=drop and a full queue, drop and count
+        (False: dropped)."""
         queue = self._queue
         if len(queue) >= self._limit and self._overflow == "drop":
             self._drop("queue_full", 1)
-            return
+            return False
         if self._closed:
             self._drop("shutdown", 1)
-            return
+            return False
         try:
             row = record.values(self._format_time)
         except _UNENCODABLE as exc:  # instrumentation boundary: never the request's problem
             self._metrics.traces_dropped.inc(("invalid",))
             log.error("trace %s cannot be stored: %s", record.id, _one_line(exc))
-            return
+            return False
         queue.append(row)
         depth = len(queue)
         if depth >= self._batch_size:
             self._wakeup.set()
         if depth >= self._limit and self._open:
             self._update_open()
+        return True
 
     def _drop(self, reason: str, count: int) -> None:
         dropped = self._metrics.traces_dropped
@@ -198,6 +206,8 @@ class TraceWriter:
             self._wakeup.clear()
             if self._queue and not self._closing and not await self._trip(whole_queue=False):
                 await self._pause(self._stopping, min(_MAX_BACKOFF_SECONDS, 0.1 * 2**self._failures))
+            elif not self._queue and self._rollups is not None and self._rollups.pending:
+                await self._idle_rollups(self._rollups)
 
     @staticmethod
     async def _pause(event: asyncio.Event, seconds: float) -> None:
@@ -227,6 +237,11 @@ class TraceWriter:
             self._limit = self._max_queue
         if result.unwritten:
             queue.extendleft(reversed(result.unwritten))
+        if self._on_stored is not None and result.stored:
+            try:
+                self._on_stored(result.stored)
+            except Exception as exc:  # boundary: the traces are stored whatever their export does
+                log.exception("handing stored traces on failed", exc_info=exc)
         self._metrics.traces_written.inc(amount=result.written)
         if result.invalid:
             self._metrics.traces_dropped.inc(("invalid",), result.invalid)
@@ -243,7 +258,8 @@ class TraceWriter:
     def _write_rows(self, rows: list[TraceRow]) -> _TripResult:
         """Rows in as few statements as the backend likes (SQLite: one per batch; Postgres: one COPY
         for the trip). A refused statement is retried batch by batch, then row by row."""
-        result = _TripResult()
+        keep = self._rollups is not None or self._on_stored is not None
+        result = _TripResult(stored=[] if keep else None)
         unit = self._sink.rows_per_statement or len(rows)
         position = 0
         try:
@@ -264,7 +280,19 @@ class TraceWriter:
         except DatabaseUnavailable as exc:
             result.unwritten = rows[position:]
             result.failure = str(exc)
+        if self._rollups is not None and result.stored:
+            self._roll_up(self._rollups, result.stored)
         return result
+
+    @staticmethod
+    def _roll_up(rollups: RollupWriter, stored: list[TraceRow]) -> None:
+        """Add the stored rows to the rollups and write them; a failure to write is retried with the
+        next trip (the totals stay in memory), and never costs a trace."""
+        rollups.add(stored)
+        try:
+            rollups.flush()
+        except Exception as exc:  # boundary: the traces are stored; the rollups catch up next trip
+            log.warning("cannot write the trace rollups yet: %s", _one_line(exc))
 
     @staticmethod
     def _write_chunk(session: TraceRowSession, rows: list[TraceRow], result: _TripResult) -> bool:
@@ -274,6 +302,8 @@ class TraceWriter:
             log.warning("%d traces refused (%s); trying them in smaller parts", len(rows), exc)
             return False
         result.written += len(rows)
+        if result.stored is not None:
+            result.stored.extend(rows)
         return True
 
     @staticmethod
@@ -285,8 +315,25 @@ class TraceWriter:
             log.error("trace %s could not be stored: %s", row[0], exc)
         else:
             result.written += 1
+            if result.stored is not None:
+                result.stored.append(row)
 
     # ---- shutdown --------------------------------------------------------------------------------
+
+    async def _idle_rollups(self, rollups: RollupWriter) -> None:
+        """No traces waiting: write the totals the last trips left (once their interval is up)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, rollups.flush)
+        except Exception as exc:  # boundary: retried at the next pause
+            log.warning("cannot write the trace rollups yet: %s", _one_line(exc))
+
+    async def _final_rollups(self, rollups: RollupWriter) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, lambda: rollups.flush(force=True)
+            )
+        except Exception as exc:  # boundary: the traces are stored; `llmops stats rebuild` can redo them
+            log.error("could not write the last trace rollups: %s", _one_line(exc))
 
     async def drain(self) -> None:
         """Stop the background task, release waiting requests and write every queued row (shutdown)."""
@@ -305,6 +352,8 @@ class TraceWriter:
                 attempts += 1
                 await asyncio.sleep(0.2 * attempts)
         self._closed = True
+        if self._rollups is not None:  # what the last trips added, whatever the flush interval
+            await self._final_rollups(self._rollups)
         if self._queue:
             lost = len(self._queue)
             self._queue.clear()
