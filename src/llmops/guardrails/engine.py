@@ -138,10 +138,8 @@ class GuardrailSet:
         if not self.rules:
             return None
         cache_key = (model, "\x00".join(key_names) + "\x00" + (team or ""), prompt)
-        try:
+        if cache_key in self._selections:
             return self._selections[cache_key]
-        except KeyError:
-            pass
         chosen = [rule for rule in self.rules if rule.config.applies(model, key_names, team, prompt)]
         selection = Selection(
             input_blocking=tuple(

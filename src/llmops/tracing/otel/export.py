@@ -20,6 +20,7 @@ A gateway trace whose request carried a ``traceparent`` is exported as a child o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -162,10 +163,8 @@ class OtlpExporter:
     async def _run(self) -> None:
         while not self._closing:
             if len(self._queue) < self._batch_size:
-                try:
+                with contextlib.suppress(TimeoutError):  # the flush interval is up
                     await asyncio.wait_for(self._wakeup.wait(), self._flush_seconds)
-                except TimeoutError:
-                    pass
             self._wakeup.clear()
             while self._queue and not self._closing:
                 await self._send(self._take(), final=False)
@@ -195,10 +194,8 @@ class OtlpExporter:
             if attempt + 1 == attempts or self._closing:
                 break
             pause = wait if wait is not None else self.retry_base_seconds * 2**attempt
-            try:  # back off, unless the exporter is closing
+            with contextlib.suppress(TimeoutError):  # back off, unless the exporter is closing
                 await asyncio.wait_for(self._stopping.wait(), pause)
-            except TimeoutError:
-                pass
         self._drop("shutdown" if self._closing else "failed", len(rows))
 
     async def _post(self, body: bytes, count: int) -> tuple[str | None, float | None]:
