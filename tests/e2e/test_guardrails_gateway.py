@@ -264,11 +264,22 @@ def test_stream_block_ends_with_an_error_event_not_done(guarded: Server) -> None
 
 
 def test_harmless_stream_ends_with_done(guarded: Server) -> None:
-    stream = client(guarded).chat.completions.create(
+    raw = client(guarded).chat.completions.with_raw_response.create(
         model="echo-private", messages=[{"role": "user", "content": "all fine here"}], stream=True
     )
-    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
     assert text == "all fine here"
+    trace = wait_for(lambda: _trace(guarded, raw.headers["x-llmops-trace-id"]))
+    output = [entry for entry in trace["attributes"]["guardrails"] if entry["stage"] == "output"]
+    passed = {
+        entry["guardrail"] for entry in output if entry["action"] == "pass" and entry["mode"] == "stream"
+    }
+    assert {"no-secrets", "no-forbidden-answers"} <= passed  # the stream's passes are on the trace
+    metrics = httpx.get(f"{guarded.url}/metrics").text
+    assert (
+        'llmops_guardrail_decisions_total{guardrail="no-forbidden-answers",stage="output",action="pass"}'
+        in metrics
+    )
 
 
 def test_moderations_with_the_openai_client(guarded: Server) -> None:

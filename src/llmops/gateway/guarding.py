@@ -27,7 +27,7 @@ from llmops.gateway.endpoints import Endpoint
 from llmops.gateway.errors import GatewayError
 from llmops.guardrails.base import CheckContext
 from llmops.guardrails.config import DEFAULT_BLOCK_MESSAGE
-from llmops.guardrails.engine import CheckResult, Decision, GuardrailSet, Rule, Selection, run_checks
+from llmops.guardrails.engine import CheckResult, Decision, GuardrailSet, Pass, Rule, Selection, run_checks
 from llmops.guardrails.streaming import StreamGuard
 from llmops.guardrails.texts import input_segments, join, split, with_texts
 from llmops.providers.base import Payload
@@ -66,59 +66,47 @@ class GuardrailStep:
     def context(self, stage: str, model: str, payload: Payload | None) -> CheckContext:
         return CheckContext(stage, model, payload, self.judge)  # type: ignore[arg-type]
 
-    def recorder(self, record: TraceRecord) -> Callable[[Decision], None]:
-        """What every decision does: a metric, and an entry on the trace."""
-        decisions = self._metrics.decisions
-        seconds = self._metrics.seconds
-
-        listed: list[dict[str, Any]] = record.attributes.setdefault("guardrails", [])
-
-        def note(decision: Decision) -> None:
-            decisions.inc((decision.guardrail, decision.stage, decision.action))
-            seconds.observe((decision.guardrail, decision.stage), decision.ms / 1000)
-            listed.append(decision.as_dict())
-            if decision.triggered:
-                label = f"{decision.guardrail}:{decision.action}|"
-                record.guardrail = (record.guardrail or "|") + label
-
-        return note
+    def recorder(self, record: TraceRecord) -> DecisionNotes:
+        """Where this request's decisions go: the trace and the metrics."""
+        return DecisionNotes(record, self._metrics)
 
     async def check_input(
         self, selection: Selection, endpoint: Endpoint, payload: Payload, record: TraceRecord, model: str
     ) -> tuple[Payload, ParallelChecks | None]:
         """The payload to send upstream (redacted where a rule says so) and the parallel checks, if
         any; raises GatewayError 400 ``content_filter`` when a rule blocks."""
-        note = self.recorder(record)
+        notes = self.recorder(record)
         context = self.context("input", model, payload)
         parallel = None
         if selection.input_blocking:
-            payload = await self._input_pass(
-                selection.input_blocking, endpoint, payload, record, context, note
-            )
+            payload = await self._input_pass(selection, endpoint, payload, record, context, notes)
         if selection.input_parallel:
-            roles = _roles(selection.input_parallel)
-            text = join(input_segments(endpoint.kind, payload, roles)).text
+            text = join(input_segments(endpoint.kind, payload, selection.parallel_roles)).text
             task = asyncio.ensure_future(
-                run_checks(selection.input_parallel, text, context, mode="parallel", on_decision=note)
+                run_checks(
+                    selection.input_parallel, text, context, mode="parallel", on_decision=notes.decided
+                )
             )
             parallel = ParallelChecks(task, endpoint)
         return payload, parallel
 
     async def _input_pass(
         self,
-        rules: tuple[Rule, ...],
+        selection: Selection,
         endpoint: Endpoint,
         payload: Payload,
         record: TraceRecord,
         context: CheckContext,
-        note: Callable[[Decision], None],
+        notes: DecisionNotes,
     ) -> Payload:
-        for roles, group in _by_roles(rules):
+        for roles, group in selection.input_groups:
             segments = input_segments(endpoint.kind, payload, roles)
             if not segments:
                 continue
             joined = join(segments)
-            result = await run_checks(group, joined.text, context, on_decision=note)
+            result = await run_checks(
+                group, joined.text, context, on_decision=notes.decided, on_passes=notes.passed
+            )
             if result.blocked is not None:
                 raise blocked_error(result.blocked, endpoint)
             if result.text != joined.text:
@@ -147,11 +135,14 @@ class GuardrailStep:
         choices = data.get("choices")
         if endpoint.kind == "embedding" or not isinstance(choices, list) or not choices:
             return data, None
-        note = self.recorder(record)
+        notes = self.recorder(record)
         context = self.context("output", model, payload)
         rules = selection.output
         results = [
-            await run_checks(rules, _text(endpoint, choice), context, on_decision=note) for choice in choices
+            await run_checks(
+                rules, _text(endpoint, choice), context, on_decision=notes.decided, on_passes=notes.passed
+            )
+            for choice in choices
         ]
         reasks = 0
         while True:
@@ -163,7 +154,9 @@ class GuardrailStep:
             data = _summed_usage(data, await reask(_reask_payload(endpoint, payload, failed, data)))
             choices = data.get("choices") or []
             results = [
-                await run_checks(rules, _text(endpoint, choice), context, on_decision=note)
+                await run_checks(
+                    rules, _text(endpoint, choice), context, on_decision=notes.decided, on_passes=notes.passed
+                )
                 for choice in choices
             ]
         if reasks:
@@ -179,9 +172,51 @@ class GuardrailStep:
             self.context("output", model, None),
             kind=endpoint.kind,
             window=self._window,
-            on_decision=self.recorder(record),
+            on_decision=self.recorder(record).decided,
             error_event=stream_error_event,
         )
+
+
+class DecisionNotes:
+    """One request's guardrail decisions, onto its trace (``attributes.guardrails``; the rules that
+    triggered also in the ``guardrail`` column) and into ``/metrics``."""
+
+    __slots__ = ("_counts", "_listed", "_record", "_seconds")
+
+    def __init__(self, record: TraceRecord, metrics: GuardrailMetrics) -> None:
+        self._record = record
+        self._listed: list[dict[str, Any]] = record.attributes.setdefault("guardrails", [])
+        self._counts = metrics.decisions
+        self._seconds = metrics.seconds
+
+    def decided(self, decision: Decision) -> None:
+        self._counts.inc((decision.guardrail, decision.stage, decision.action))
+        self._seconds.observe((decision.guardrail, decision.stage), decision.ms / 1000)
+        self._listed.append(decision.as_dict())
+        if decision.triggered:
+            record = self._record
+            record.guardrail = f"{record.guardrail or '|'}{decision.guardrail}:{decision.action}|"
+
+    def passed(self, stage: str, passes: list[Pass]) -> None:
+        """Fast rules that passed: the same entries :meth:`decided` would make, built directly."""
+        counts, seconds, listed = self._counts, self._seconds, self._listed
+        for rule, verdict, took in passes:
+            counts.inc(rule.pass_labels[stage])
+            seconds.observe(rule.time_labels[stage], took)
+            config = rule.config
+            entry = {
+                "guardrail": config.name,
+                "type": config.type,
+                "stage": stage,
+                "action": "pass",
+                "score": round(verdict.score, 4) if verdict.score else 0.0,
+                "ms": round(took * 1000, 3),
+            }
+            if verdict.reason:
+                entry["reason"] = verdict.reason
+            if verdict.details:
+                entry["details"] = verdict.details
+            listed.append(entry)
 
 
 class ParallelChecks:
@@ -251,18 +286,6 @@ def stream_error_event(decision: Decision) -> bytes:
         "code": "content_filter",
     }
     return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
-
-
-def _roles(rules: tuple[Rule, ...]) -> tuple[str, ...]:
-    return tuple(sorted({role for rule in rules for role in rule.config.roles}))
-
-
-def _by_roles(rules: tuple[Rule, ...]) -> list[tuple[tuple[str, ...], tuple[Rule, ...]]]:
-    """Rules grouped by the message roles they check (usually one group: user messages)."""
-    groups: dict[tuple[str, ...], list[Rule]] = {}
-    for rule in rules:
-        groups.setdefault(tuple(sorted(rule.config.roles)), []).append(rule)
-    return [(roles, tuple(group)) for roles, group in groups.items()]
 
 
 async def _one_by_one(rules: tuple[Rule, ...], segments: list[Any], context: CheckContext) -> list[str]:
@@ -376,10 +399,10 @@ async def moderate(
     """``/v1/moderations``: every input rule that applies to ``model`` and the caller, over each text,
     whatever its action; a text is flagged when any rule triggers. Each rule adds the categories its
     verdict names (``details.categories``), or its own type as a category."""
-    note = step.recorder(record)
+    notes = step.recorder(record)
     results = []
     for text in texts:
-        decisions = await evaluate(step, text, "input", model, principal, note)
+        decisions = await evaluate(step, text, "input", model, principal, notes.decided)
         results.append(_moderation_result(decisions))
     return results
 

@@ -69,6 +69,8 @@ class RegexGuardrail(Guardrail):
         findings: list[Finding] = []
         matched: list[str] = []
         for name, kind, pattern in self._patterns:
+            if pattern.search(text) is None:  # the common case, without building a list
+                continue
             spans = [match.span() for match in pattern.finditer(text)]
             if spans:
                 matched.append(name)

@@ -173,6 +173,10 @@ class SecretsGuardrail(Guardrail):
         self.kinds = frozenset(kinds)
         self.entropy_threshold = float(threshold)
         self._rules = tuple(rule for rule in _RULES if rule.kind in self.kinds)
+        # every trigger in one flat tuple per haystack: nearly every text holds none, and one plain
+        # loop of substring tests says so ~5x faster than a test per rule (or a regex alternation)
+        self._case_triggers = tuple(t for rule in self._rules if not rule.lowered for t in rule.triggers)
+        self._lower_triggers = tuple(t for rule in self._rules if rule.lowered for t in rule.triggers)
         self._validators: dict[str, Callable[[str], bool]] = {
             "openai_key": _has_digit_and_letter,
             GENERIC: self._looks_secret,
@@ -194,6 +198,8 @@ class SecretsGuardrail(Guardrail):
 
     def find(self, text: str) -> tuple[Finding, ...]:
         """Every secret in ``text``, in order, no overlaps (a known format wins over the generic rule)."""
+        if not self._any_trigger(text) and not ("private_key" in self.kinds and "-----BEGIN" in text):
+            return ()
         found: list[Finding] = []
         lowered: str | None = None
         for rule in self._rules:
@@ -207,6 +213,17 @@ class SecretsGuardrail(Guardrail):
         if "private_key" in self.kinds and "-----BEGIN" in text:
             found.extend(_private_keys(text))
         return _without_overlaps(found)
+
+    def _any_trigger(self, text: str) -> bool:
+        for trigger in self._case_triggers:
+            if trigger in text:
+                return True
+        if self._lower_triggers:
+            lowered = text.lower()
+            for trigger in self._lower_triggers:
+                if trigger in lowered:
+                    return True
+        return False
 
     def _matches(self, rule: _Rule, text: str) -> list[Finding]:
         validate = self._validators.get(rule.kind)

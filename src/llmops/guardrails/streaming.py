@@ -11,6 +11,9 @@ held back, and a finding shorter than the window never reaches the client before
 - ``redact``: the held text's findings are replaced; the held text events become one event with the
   redacted text (a finding's part that was already sent stays sent).
 - ``flag`` and ``redact_trace``: the stream passes; the decision (once per rule) goes on the trace.
+- a fast rule that never triggered is recorded once as a ``pass`` when the stream ends (or is
+  blocked by another rule), with the time all its window checks took together; a stream the client
+  abandons midway records no passes.
 
 Slow output rules (a classifier, a judge) run once over the whole answer when the upstream ends, before
 the held rest and ``[DONE]`` are released. Events without text (the role, finish reason, usage,
@@ -19,6 +22,7 @@ the held rest and ``[DONE]`` are released. Events without text (the role, finish
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -65,6 +69,8 @@ class StreamGuard:
         self._sent_tail = ""  # the last `window` characters released
         self._sent_text: list[str] = []
         self._reported: set[str] = set()  # rules whose pass/flag/redact decision is on the trace already
+        self._seconds = [0.0] * len(self._fast)  # each fast rule's time over all windows
+        self._windows = 0
         self.decisions: list[Decision] = []
         self.blocked: Decision | None = None
         self.released_chars = 0
@@ -117,6 +123,7 @@ class StreamGuard:
         if self._buffer.strip():
             self._held.append(self._parse(self._buffer))
             self._buffer = b""
+        self._record_passes()
         if self._slow:
             whole = "".join(self._sent_text) + "".join(event.text for event in self._held)
             result = await run_checks(self._slow, whole, self._context, on_decision=self._record)
@@ -129,9 +136,14 @@ class StreamGuard:
         held_text = "".join(event.text for event in self._held if event.text)
         tail = self._sent_tail
         text = tail + held_text
-        for rule in self._fast:
-            verdict = rule.guard.check(text, self._context) if text else None
-            if verdict is None or not verdict.triggered:
+        if not text:
+            return
+        self._windows += 1
+        for index, rule in enumerate(self._fast):
+            began = time.perf_counter()
+            verdict = rule.guard.check(text, self._context)
+            self._seconds[index] += time.perf_counter() - began
+            if not verdict.triggered:
                 continue
             action = rule.config.action
             findings = tuple(
@@ -140,6 +152,8 @@ class StreamGuard:
                 if f.end > len(tail)
             )
             if action == "block":
+                self._reported.add(rule.name)  # blocked, so not among the passes
+                self._record_passes()
                 self._decide(rule, verdict.score, verdict.reason, action, len(verdict.findings))
                 self.blocked = self.decisions[-1]
                 self._held.clear()
@@ -150,6 +164,19 @@ class StreamGuard:
                 text = tail + held_text
             if rule.name not in self._reported:
                 self._decide(rule, verdict.score, verdict.reason, action, len(verdict.findings))
+
+    def _record_passes(self) -> None:
+        """One ``pass`` per fast rule that never triggered, timed over all its windows."""
+        for rule, seconds in zip(self._fast, self._seconds, strict=True):
+            if rule.name in self._reported:
+                continue
+            self._reported.add(rule.name)
+            details = {"windows": self._windows}
+            self._record(
+                Decision(
+                    rule.name, rule.config.type, "output", "pass", 0.0, "", seconds * 1000, "stream", details
+                )
+            )
 
     def _decide(self, rule: Rule, score: float, reason: str, action: str, spans: int) -> None:
         self._reported.add(rule.name)

@@ -225,3 +225,64 @@ def test_stream_keeps_done_until_the_end_and_checks_split_events() -> None:
     second = guard.feed(whole[17:])
     assert b"[DONE]" not in first + second
     assert b"[DONE]" in asyncio.run(guard.finish())
+
+
+def test_passes_go_to_on_passes_in_batches_between_the_other_decisions() -> None:
+    chosen = rules(
+        {"name": "secrets", "type": "secrets"},
+        {"name": "words", "type": "keywords", "action": "flag", "params": {"deny": ["invoice"]}},
+        {"name": "len", "type": "length", "params": {"max_chars": 1000}},
+        {"name": "re", "type": "regex", "params": {"patterns": ["drop table"]}},
+    )
+    order: list[str] = []
+
+    def passed(stage: str, passes: list[Any]) -> None:
+        order.extend(f"{stage}:{rule.name}:pass:{took >= 0}" for rule, _verdict, took in passes)
+
+    def decided(decision: Decision) -> None:
+        order.append(f"{decision.stage}:{decision.guardrail}:{decision.action}")
+
+    result = asyncio.run(
+        run_checks(chosen.rules, "the invoice", CheckContext("input"), on_decision=decided, on_passes=passed)
+    )
+    assert order == [
+        "input:secrets:pass:True",
+        "input:words:flag",
+        "input:len:pass:True",
+        "input:re:pass:True",
+    ]
+    assert [decision.guardrail for decision in result.decisions] == ["words"]  # passes are not Decisions
+    without = asyncio.run(run_checks(chosen.rules, "the invoice", CheckContext("input")))
+    assert [decision.action for decision in without.decisions] == ["pass", "flag", "pass", "pass"]
+
+
+def test_stream_records_each_passing_rule_once_when_it_ends() -> None:
+    guard, seen = _guard(
+        {"name": "w", "type": "keywords", "stage": "output", "params": {"deny": ["zzz"]}},
+        {"name": "len", "type": "length", "stage": "output", "params": {"max_chars": 1000}},
+        window=4,
+    )
+    for part in ("hello ", "there ", "world"):
+        guard.feed(_chunk(part))
+    assert seen == []  # nothing decided while the stream runs
+    asyncio.run(guard.finish())
+    assert [(d.guardrail, d.action, d.mode) for d in seen] == [
+        ("w", "pass", "stream"),
+        ("len", "pass", "stream"),
+    ]
+    assert seen[0].details == {"windows": 3}
+    assert seen[0].ms > 0
+
+
+def test_stream_blocked_by_one_rule_records_the_others_as_passes_first() -> None:
+    guard, seen = _guard(
+        {"name": "len", "type": "length", "stage": "output", "params": {"max_chars": 1000}},
+        {"name": "w", "type": "keywords", "stage": "output", "params": {"deny": ["forbidden"]}},
+        window=4,
+    )
+    guard.feed(_chunk("fine so far "))
+    guard.feed(_chunk("forbidden"))
+    assert guard.blocked is not None
+    assert [(d.guardrail, d.action) for d in seen] == [("len", "pass"), ("w", "block")]
+    asyncio.run(guard.finish())  # nothing more is recorded after a block
+    assert len(seen) == 2
