@@ -152,10 +152,26 @@ def test_rules_silences_and_tests_over_rest(alert_server: Server, receiver: Webh
     expect(call_api(alert_server, "GET", f"/api/alert-silences/{silence['id']}"), 404)
     expect(call_api(alert_server, "POST", "/api/alert-silences", json={"rule": "*"}), 400)
     assert call_api(alert_server, "DELETE", "/api/alerts/slow").status_code == 204
+
+    secret_hook = {"type": "webhook", "url": f"{receiver.url}/T0/SECRET", "headers": {"X-Token": "SECRET"}}
+    masked = expect(
+        call_api(
+            alert_server, "POST", "/api/alerts", json={**stored, "name": "hook", "channels": [secret_hook]}
+        ),
+        201,
+    )
+    assert masked["channels"][0]["url"] == receiver.url.rsplit("/", 1)[0] + "/***"
+    assert "SECRET" not in call_api(alert_server, "GET", "/api/alerts").text
+    assert "SECRET" not in call_api(alert_server, "GET", "/api/alerts/hook").text
+    sent = expect(call_api(alert_server, "POST", "/api/alerts/hook/test", json={"send": True}))
+    assert [delivery["ok"] for delivery in sent["deliveries"]] == [True]  # sent to the stored URL
+    assert [item.path for item in receiver.received if item.body["rule"] == "hook"] == ["/hook/T0/SECRET"]
+    assert call_api(alert_server, "DELETE", "/api/alerts/hook").status_code == 204
     expect(call_api(alert_server, "GET", "/api/alerts/slow"), 404)
     audit = get_json(alert_server, "/api/audit?target_type=alert")["data"]
     actions = [event["action"] for event in audit if event["action"].startswith("alert.")]
-    assert actions[:3] == ["alert.delete", "alert.update", "alert.create"]
+    assert actions[:5] == ["alert.delete", "alert.create", "alert.delete", "alert.update", "alert.create"]
+    assert "SECRET" not in call_api(alert_server, "GET", "/api/audit?target_type=alert").text
 
 
 def test_two_replicas_send_one_firing_message_and_the_second_takes_over(

@@ -99,6 +99,7 @@ def test_the_planted_shift_is_flagged(drift_server: Server) -> None:
     page = call_api(drift_server, "GET", f"/api/drift/{report['id']}/html", key="viewer")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]  # no script, nothing fetched
     ET.fromstring(page.text.split("\n", 1)[1])
     assert page.text.count("<svg") >= 4
 

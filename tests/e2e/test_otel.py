@@ -237,3 +237,14 @@ def test_an_invalid_traceparent_is_ignored(otel_server: Server) -> None:
 def _found(server: Server, trace_id: str) -> dict[str, Any] | None:
     response = httpx.get(f"{server.url}/api/traces/{trace_id}", headers=server.headers("admin"))
     return dict(response.json()) if response.status_code == 200 else None
+
+
+def test_an_unsupported_content_type_is_refused_before_its_body_is_read(otel_server: Server) -> None:
+    too_large = b"x" * (8 * 1024 * 1024 + 1)  # over the default max_body_bytes: read, it would be a 413
+    response = httpx.post(
+        f"{otel_server.url}{OTLP_PATH}",
+        content=too_large,
+        headers={**otel_server.headers("app"), "content-type": "text/plain"},
+    )
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"

@@ -4,7 +4,8 @@ STARTTLS with a login), the log; retries with back-off, and failures that come b
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,7 @@ async def test_the_webhook_posts_the_notification_s_json_with_its_headers() -> N
     )
     assert body["filters"] == {"model": "gpt-4o"}
     assert body["labels"] == {"team": "search"}
+    assert body["dedup_key"] == f"high-errors:firing:{AT.isoformat()}"
     assert body["text"] == (
         "[FIRING] high-errors (critical): error_rate is 0.25 for model=gpt-4o over 5m (alert when > 0.05)."
         " Users see errors."
@@ -182,3 +184,14 @@ async def test_an_unknown_channel_type_is_a_failed_delivery_not_an_exception() -
     assert (delivery.ok, delivery.attempts) == (False, 0)
     assert delivery.error is not None
     assert "unknown alert channel type 'pager'" in delivery.error
+
+
+def test_the_dedup_key_names_one_message_about_one_episode() -> None:
+    firing, again = _notification(), _notification()
+    assert firing.event_id == again.event_id == "e1"
+    assert firing.dedup_key == again.dedup_key  # a second sending of the same firing
+    resolved = _notification("resolved")
+    assert resolved.dedup_key != firing.dedup_key
+    later = replace(_notification("repeat"), at=AT + timedelta(hours=1))
+    assert later.dedup_key.startswith("high-errors:firing:")
+    assert later.dedup_key != firing.dedup_key

@@ -287,3 +287,69 @@ async def test_the_loop_evaluates_while_leading_and_gives_the_lease_up(db: Engin
     assert evaluator.rounds >= 1
     other = LeaseElector(db, LEASE, ttl_seconds=30)
     assert other.acquire()  # released at stop: no waiting for the ttl
+
+
+async def test_a_round_longer_than_the_lease_keeps_it_so_no_other_replica_tells_the_same_episode(
+    db: Engine,
+) -> None:
+    """A channel slower than the lease (a webhook timing out, three tries) must not let a second
+    replica take the lease over mid-round: it would find the episode untold and send it again."""
+    from llmops.alerts.channels.base import Channel, Notification
+
+    started = asyncio.Event()
+
+    class SlowChannel(Channel):
+        kind = "slow"
+
+        async def send(self, notification: Notification) -> None:
+            started.set()
+            await asyncio.sleep(2.0)
+
+    traffic = Traffic()
+    service = AlertService(
+        db,
+        Measurer(traffic),
+        configured=lambda: [_rule(channels=[{"type": "slow"}])],
+    )
+    service.registry.register("slow", SlowChannel)
+    evaluator = AlertEvaluator(service, LeaseElector(db, LEASE, ttl_seconds=0.9), interval_seconds=60)
+    other = LeaseElector(db, LEASE, ttl_seconds=0.9)
+    traffic.errors(50)
+    evaluator.start()
+    try:
+        await asyncio.wait_for(started.wait(), timeout=10)
+        await asyncio.sleep(1.4)  # past the lease's end: had it not been renewed, it would be free
+        assert not await asyncio.to_thread(other.acquire)
+    finally:
+        await evaluator.stop()
+    assert [event.kind for event in service.history()[0]] == ["firing"]
+
+
+async def test_a_replica_that_lost_the_lease_sends_nothing_and_leaves_the_states(db: Engine) -> None:
+    with WebhookReceiver() as receiver:
+        evaluator, traffic = _setup(db, [_rule()], receiver.url)
+        assert await asyncio.to_thread(evaluator.elector.acquire)
+        await asyncio.to_thread(evaluator.elector.release)  # as when its lease ran out while it paused
+        assert await asyncio.to_thread(LeaseElector(db, LEASE, ttl_seconds=30).acquire)
+        traffic.errors(50)
+        assert await evaluator.run_once(T0, fenced=True) == []
+        assert receiver.bodies() == []
+    assert evaluator.service.states() == {}
+    assert evaluator.service.history()[0] == []
+
+
+async def test_states_are_not_written_by_a_replica_whose_lease_ended_mid_round(db: Engine) -> None:
+    with WebhookReceiver() as receiver:
+        evaluator, traffic = _setup(db, [_rule()], receiver.url)
+        leader = evaluator.elector
+        assert await asyncio.to_thread(leader.acquire)
+        successor = LeaseElector(db, LEASE, ttl_seconds=30)
+        service = evaluator.service
+        traffic.errors(50)
+        saved = service.save_round([RuleState("errors", "firing", T0)], [], {"errors"}, leader.holds)
+        assert saved
+        await asyncio.to_thread(leader.release)
+        assert await asyncio.to_thread(successor.acquire)
+        stale = service.save_round([RuleState("errors", "ok", T0)], [], {"errors"}, leader.holds)
+    assert not stale
+    assert service.states()["errors"].state == "firing"

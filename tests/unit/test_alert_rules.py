@@ -178,6 +178,51 @@ def test_rules_in_force_skip_disabled_ones_and_the_stored_twin_of_a_file_rule(db
     assert [(rule.name, rule.threshold) for rule in service.in_force()] == [("twin", 0.1), ("on", 0.05)]
 
 
+def test_a_name_held_by_a_stored_rule_that_no_longer_reads_is_a_conflict_not_a_crash(db: Engine) -> None:
+    from llmops.alerts.tables import alert_rules
+
+    with db.begin() as connection:
+        connection.execute(
+            alert_rules.insert().values(
+                name="old", config={"name": "old", "statistic": "gone"}, revision=1, created_at=NOW,
+                updated_at=NOW,
+            )
+        )  # fmt: skip
+    service = _service(db)
+    assert service.all() == []  # skipped (and logged): it cannot be read
+    with pytest.raises(AlertConflict, match="exists already"):
+        service.create(_rule("old"))
+
+
+async def test_trying_a_rule_reads_the_database_off_the_event_loop(db: Engine) -> None:
+    import threading
+
+    from sqlalchemy import event
+
+    class _Quiet:
+        def window(self, since: datetime, until: datetime, filters: object) -> object:
+            from llmops.monitoring.stats import StatsRow
+
+            return StatsRow()
+
+    service = AlertService(db, Measurer(_Quiet()), configured=lambda: (_rule("tried"),))  # type: ignore[arg-type]
+    loop_thread = threading.get_ident()
+    on_the_loop: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if threading.get_ident() == loop_thread:
+            on_the_loop.append(statement)
+
+    event.listen(db, "before_cursor_execute", seen)
+    try:
+        result = await service.test("tried", send=True)
+    finally:
+        event.remove(db, "before_cursor_execute", seen)
+    assert result.measurement.note == "no data"
+    assert [delivery.ok for delivery in result.deliveries] == [True]
+    assert on_the_loop == []
+
+
 # ---- silences ---------------------------------------------------------------------------------------------
 
 

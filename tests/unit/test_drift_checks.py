@@ -175,6 +175,17 @@ def test_length_check_details_carry_the_plot_data(detector: LanguageIdentifier) 
     assert quantiles["reference"] == sorted(quantiles["reference"])
 
 
+def test_a_p_value_of_zero_is_flagged(detector: LanguageIdentifier) -> None:
+    # 50 short prompts against 50 long ones: the exact KS p-value, 2/C(100, 50), rounds to 0.0
+    short = [f"q{n}" * 3 for n in range(50)]
+    long = [f"a much longer question number {n} " * 4 for n in range(50)]
+    result = _run(_sample(short), _sample(long), detector, CheckOptions(checks=("prompt_length",)))
+    length = result["prompt_length"]
+    assert length.p_value == 0.0
+    assert length.status == "drift"
+    assert length.flagged is True
+
+
 def test_refusals_are_recognised() -> None:
     assert is_refusal("I’m sorry, but I can’t help with that.")
     assert is_refusal("Sorry, I can't do this")

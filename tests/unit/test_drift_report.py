@@ -117,6 +117,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         (["report", "--current", "soon"], "error: current: expected START..END"),
         (["report", "--dataset", "missing@1", "--check", "language"], "error: no dataset named 'missing'"),
         (["report", "--check", "colour"], "error: checks: unknown check(s) colour"),
+        (["report", "--seed", "-1", "--check", "language"], "error: seed: must be 0 to"),
         (["show", "f" * 32], "error: no drift check"),
     ):
         done = runner.invoke(app, ["--database-url", url, "drift", *args])

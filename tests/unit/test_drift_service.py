@@ -7,11 +7,11 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, event, insert
 
 from drift_support import REFERENCE_MIX, SHIFTED_MIX, WordHashEmbedder, prompts, trace_row
 from llmops.datasets.service import DatasetNotFound, DatasetService
-from llmops.drift.features import InvalidWindow
+from llmops.drift.features import InvalidWindow, TraceFilter, parse_window, trace_sample
 from llmops.drift.service import DriftCheckNotFound, DriftError, DriftRequest, DriftService
 from llmops.ids import new_id
 from llmops.store import ApiKeyRow, KeyRepository, TraceRepository
@@ -173,6 +173,7 @@ BAD_REQUESTS = [
     (DriftRequest(alpha=1.5), DriftError, "alpha: must be between 0 and 1"),
     (DriftRequest(checks=("colour",)), DriftError, "checks: unknown check"),
     (DriftRequest(permutations=10), DriftError, "permutations: must be"),
+    (DriftRequest(seed=-1), DriftError, "seed: must be 0 to"),  # numpy would raise a ValueError
 ]
 
 
@@ -191,3 +192,35 @@ def test_unknown_checks_and_limits(db: Engine) -> None:
             service.get_check(bad)
     with pytest.raises(DriftError, match="limit"):
         service.list_checks(limit=0)
+
+
+def test_the_database_draws_the_sample(db: Engine) -> None:
+    """Only the sampled ids leave the database (no pass over every id of a big window in Python), and the
+    sample is seeded, of the asked size, and covers the window."""
+    rng = random.Random(12)
+    TraceRepository(db).insert_many(
+        [
+            trace_row(NOW - timedelta(minutes=50, seconds=n), text)
+            for n, text in enumerate(prompts(rng, 300, REFERENCE_MIX))
+        ]
+    )
+    where = TraceFilter(parse_window("1h", NOW), model="echo")
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    event.listen(db, "before_cursor_execute", record)
+    try:
+        sample = trace_sample(db, where, 50, seed=3)
+    finally:
+        event.remove(db, "before_cursor_execute", record)
+    assert (sample.total, sample.sampled, len(sample.prompts)) == (300, 50, 50)
+    reads = [s for s in statements if " from trace" in s and "count(" not in s]
+    assert reads
+    assert all(" limit " in s or " in (" in s for s in reads), reads  # by id, or at most `size` ids
+    assert trace_sample(db, where, 50, seed=3).prompts == sample.prompts
+    assert trace_sample(db, where, 50, seed=4).prompts != sample.prompts
+    assert trace_sample(db, where, 1000, seed=3).sampled == 300  # the whole window when it is small
+    seen = {text for seed in range(40) for text in trace_sample(db, where, 50, seed=seed).prompts}
+    assert len(seen) >= 0.9 * len(set(trace_sample(db, where, 1000, seed=0).prompts))

@@ -248,6 +248,23 @@ def test_model_call_from_openinference_attributes() -> None:
     assert (plain.request, plain.response_text) == ({"model": "m", "input": "hi"}, "yo")
 
 
+def test_model_call_from_an_openinference_embedding_span() -> None:
+    attributes = {
+        "openinference.span.kind": "EMBEDDING",
+        "embedding.model_name": "text-embedding-3-small",
+        "llm.token_count.prompt": 6,
+        "embedding.embeddings.0.embedding.text": "hello",
+        "embedding.embeddings.0.embedding.vector": [0.1, 0.2],
+    }
+    call = model_call(attributes)
+    assert call is not None
+    assert (call.model, call.operation, call.prompt_tokens) == ("text-embedding-3-small", "embeddings", 6)
+    assert call.content_keys == {
+        "embedding.embeddings.0.embedding.text",
+        "embedding.embeddings.0.embedding.vector",
+    }
+
+
 @pytest.mark.parametrize(
     "attributes",
     [

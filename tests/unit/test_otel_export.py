@@ -4,6 +4,7 @@ the caller's trace as parent, batching, retries, drops counted, and the trace wr
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -205,3 +206,33 @@ def test_traces_url_and_header_settings(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("LLMOPS_OTLP_HEADERS", "no-equals-sign")
     with pytest.raises(SettingsError, match="otlp_headers"):
         load_settings()
+
+
+def test_the_export_queue_depth_is_in_metrics() -> None:
+    registry = MetricsRegistry()
+    metrics = OtlpMetrics(registry)
+    assert "llmops_otlp_queue_depth 0" in registry.render().decode()  # export off: still there
+    exporter = OtlpExporter("http://127.0.0.1:9/v1/traces", metrics, flush_seconds=30.0)
+    exporter.offer([_row(_record()) for _ in range(3)])  # not started: the rows wait
+    assert "llmops_otlp_queue_depth 3" in registry.render().decode()
+
+
+async def test_shutdown_gives_up_on_a_collector_that_hangs() -> None:
+    """One timeout for the whole shutdown, not one per queued batch."""
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    metrics = OtlpMetrics(MetricsRegistry())
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1/traces"
+    exporter = OtlpExporter(url, metrics, batch_size=1, flush_seconds=30.0, timeout_seconds=0.3)
+    try:
+        exporter.start()
+        exporter.offer([_row(_record()) for _ in range(8)])
+        started = time.monotonic()
+        await exporter.close()
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert elapsed < 1.2  # 8 batches of 0.3 s each would be 2.4 s
+    assert metrics.dropped.value(("shutdown",)) == 8
+    assert metrics.exported.value() == 0

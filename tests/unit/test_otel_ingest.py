@@ -359,3 +359,64 @@ async def test_bad_bodies_are_refused(db: Engine, writer: TraceWriter) -> None:
     assert (InvalidOtlpBody.status, UnsupportedMediaType.status, OtlpBodyTooLarge.status) == (400, 415, 413)
     assert TraceRepository(db).count() == 0
     assert SpanRepository(db).count() == 0
+
+
+async def test_no_content_anywhere_when_traces_keep_no_content(db: Engine, writer: TraceWriter) -> None:
+    """Documents, workflow inputs and messages in events stay out too, of spans and of model calls."""
+    llm = _span(LLM, ROOT, "chat m", {"gen_ai.request.model": "m"})
+    llm.events.add(
+        name="gen_ai.content.prompt",
+        time_unix_nano=llm.start_time_unix_nano,
+        attributes=[common_pb2.KeyValue(key="gen_ai.prompt", value=_any("secret prompt"))],
+    )
+    retrieve = _span(
+        ROOT,
+        "",
+        "retrieve",
+        {
+            "retrieval.documents.0.document.content": "secret document",
+            "traceloop.entity.input": "secret input",
+            "top_k": 3,
+        },
+    )
+    retrieve.events.add(
+        name="log",
+        time_unix_nano=retrieve.start_time_unix_nano,
+        attributes=[
+            common_pb2.KeyValue(key="output.value", value=_any("secret output")),
+            common_pb2.KeyValue(key="level", value=_any("info")),
+        ],
+    )
+    await _ingest(writer, db, record_content=False).ingest(_export(llm, retrieve), PROTOBUF, None, None)
+    await writer.drain()
+    (summary,) = TraceRepository(db).list(_everything(), 10)
+    trace = TraceRepository(db).get(summary["id"])
+    assert trace is not None
+    assert "secret" not in orjson.dumps(trace["attributes"]).decode()
+    assert trace["attributes"]["otel"]["events"] == [
+        {"name": "gen_ai.content.prompt", "time_unix_nano": llm.start_time_unix_nano}
+    ]
+    step = SpanRepository(db).get(TRACE, ROOT)
+    assert step is not None
+    assert step["attributes"] == {"top_k": 3}
+    assert step["events"][0]["attributes"] == {"level": "info"}
+    assert "secret" not in orjson.dumps(step["events"]).decode()
+
+
+async def test_gzip_members_one_after_another_are_all_read(db: Engine, writer: TraceWriter) -> None:
+    first, second = _export(_span(ROOT, "", "one", {})), _export(_span(TOOL, "", "two", {}))
+    body = gzip.compress(first) + gzip.compress(second)  # protobuf: the concatenation merges them
+    result = await _ingest(writer, db).ingest(body, PROTOBUF, b"gzip", None)
+    assert (result.accepted, result.rejected) == (2, 0)
+    with pytest.raises(InvalidOtlpBody, match="gzip"):
+        await _ingest(writer, db).ingest(gzip.compress(first) + b"trailing junk", PROTOBUF, b"gzip", None)
+
+
+async def test_a_json_span_with_a_bad_parent_id_is_rejected(db: Engine, writer: TraceWriter) -> None:
+    start = str(time.time_ns())
+    span = {"traceId": TRACE, "spanId": LLM, "name": "child", "startTimeUnixNano": start}
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "parentSpanId": "not-hex!"}]}]}]}
+    result = await _ingest(writer, db).ingest(orjson.dumps(body), JSON, None, None)
+    assert (result.accepted, result.rejected) == (0, 1)  # not stored as a root
+    assert "parent" in str(result.message)
+    assert SpanRepository(db).count() == 0

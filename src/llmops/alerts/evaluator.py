@@ -12,7 +12,10 @@ Notifications, de-duplicated per episode:
 - **resolved**: when a firing rule no longer holds (or has no data), if its firing was sent.
 
 State lives in ``alert_state``, so a replica that takes the lease over carries on (no second firing
-message for an episode already told). A failure (database, channel) is logged; the loop carries on.
+message for an episode already told). A round can outlast the lease (channels that time out, a drift
+check that embeds prompts): the lease is renewed while it runs, so no other replica starts telling the
+same episodes; a replica that lost it anyway (paused longer than the lease) sends nothing and leaves the
+states alone. A failure (database, channel) is logged; the loop carries on.
 """
 
 from __future__ import annotations
@@ -129,15 +132,36 @@ class AlertEvaluator:
             started = time.monotonic()
             try:
                 if await asyncio.to_thread(self.elector.acquire):
-                    await self.run_once()
+                    await self._lead()
             except Exception as exc:  # boundary: a bad round (database down) must not end the loop
                 log.warning("alerts: evaluation failed, trying again next round: %s", exc)
             with contextlib.suppress(TimeoutError):
                 wait = max(0.0, self.interval - (time.monotonic() - started))
                 await asyncio.wait_for(self._stopping.wait(), timeout=wait)
 
-    async def run_once(self, now: datetime | None = None) -> list[AlertEvent]:
-        """One round over every rule in force; returns the events it recorded."""
+    async def _lead(self) -> None:
+        """One round, renewing the lease while it runs."""
+        renewing = asyncio.create_task(self._renew_lease(), name="AlertEvaluator lease")
+        try:
+            await self.run_once(fenced=True)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _renew_lease(self) -> None:
+        while True:
+            await asyncio.sleep(self.elector.ttl_seconds / 3)
+            try:
+                if not await asyncio.to_thread(self.elector.acquire):
+                    log.warning("alerts: the evaluator lease was taken over during a round")
+                    return
+            except Exception as exc:  # boundary: the next renewal (or the fence) decides
+                log.warning("alerts: could not renew the evaluator lease: %s", exc)
+
+    async def run_once(self, now: datetime | None = None, *, fenced: bool = False) -> list[AlertEvent]:
+        """One round over every rule in force; returns the events it recorded. ``fenced``: only while
+        this replica holds the lease (checked before sending and when the states are written)."""
         now = now or self._clock()
         rules, states, silences = await asyncio.to_thread(self._read, now)
         plans: list[_Plan] = []
@@ -153,10 +177,18 @@ class AlertEvaluator:
                 plans.append(_Plan(rule, state, previous, action, measurement))
             else:
                 next_states.append(state)
+        if fenced and plans and not await asyncio.to_thread(self.elector.holds):
+            log.warning("alerts: the evaluator lease was lost during the round; another replica tells")
+            return []
         results = await asyncio.gather(*(self._notify(plan, silences, now) for plan in plans))
         events = [event for _, event in results if event is not None]
         next_states.extend(state for state, _ in results)
-        await asyncio.to_thread(self.service.save_round, next_states, events, {rule.name for rule in rules})
+        fence = self.elector.holds if fenced else None
+        saved = await asyncio.to_thread(
+            self.service.save_round, next_states, events, {rule.name for rule in rules}, fence
+        )
+        if not saved:
+            log.warning("alerts: the evaluator lease was lost during the round; its states were not kept")
         self.rounds += 1
         return events
 

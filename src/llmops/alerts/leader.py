@@ -3,8 +3,11 @@
 The lease is one row of ``alert_lease`` (holder, expiry). A replica takes or renews it with one
 compare-and-set ``UPDATE ... WHERE name = :name AND (expires_at < :now OR holder = :me)``: the
 database lets exactly one of several racing replicas change the row, on SQLite and on Postgres alike.
-The holder renews every round; if it stops (crash, network) the lease runs out after ``ttl_seconds``
-and the next replica to ask takes it. :meth:`LeaseElector.release` ends it at once (a clean stop).
+The holder renews every round (and during a long round, see the evaluator); if it stops (crash,
+network) the lease runs out after ``ttl_seconds`` and the next replica to ask takes it.
+:meth:`LeaseElector.release` ends it at once (a clean stop). :meth:`LeaseElector.holds` fences a write:
+checked inside the writing transaction (the lease row locked on Postgres), it refuses a replica that
+lost the lease while it paused.
 
 Times come from each replica's clock: replicas whose clocks differ by more than a fraction of the ttl
 could overlap briefly (keep clocks in sync, as NTP does).
@@ -18,7 +21,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from llmops.alerts.tables import alert_leases
@@ -45,6 +48,7 @@ class LeaseElector:
         self._engine = engine
         self.name = name
         self.holder = holder or default_holder()
+        self.ttl_seconds = ttl_seconds
         self._ttl = timedelta(seconds=ttl_seconds)
         self._clock = clock
         self.leading = False
@@ -83,6 +87,17 @@ class LeaseElector:
                 .values(expires_at=_NEVER)
             )
         self.leading = False
+
+    def holds(self, connection: Connection | None = None) -> bool:
+        """Whether this replica holds the lease now (read in ``connection``'s transaction, if given)."""
+        c = alert_leases.c
+        query = select(c.holder, c.expires_at).where(c.name == self.name).with_for_update()
+        if connection is None:
+            with self._engine.connect() as own:
+                row = own.execute(query).first()
+        else:
+            row = connection.execute(query).first()
+        return row is not None and row.holder == self.holder and row.expires_at > self._clock()
 
     def current(self) -> tuple[str, datetime] | None:
         """(holder, expiry) of the lease, if any replica ever held it."""

@@ -1,7 +1,8 @@
 """Sending a notification to a rule's channels: all at once, each retried a few times with back-off.
 
 A failure never propagates: it is logged and comes back as a :class:`Delivery` with ``ok`` false, the
-number of attempts and the last error, which the evaluator records on the event.
+number of attempts and the last error, which the evaluator records on the event. URLs in errors are cut to
+their scheme and host: a webhook's path is its secret, and the history is shown to viewers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from llmops.alerts.channels.base import ChannelError, InvalidChannel, Notification
 from llmops.alerts.channels.registry import ChannelRegistry
 from llmops.alerts.config import ChannelConfig
+from llmops.alerts.redact import redact_text
 
 log = logging.getLogger("llmops.alerts")
 
@@ -85,10 +87,11 @@ class Dispatcher:
             try:
                 await channel.send(notification)
             except ChannelError as exc:
-                error = str(exc)
+                error = redact_text(str(exc))
             except Exception as exc:  # boundary: a channel's bug must not stop the evaluator
-                log.exception("alert channel %s (%s) failed", name, config.type)
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact_text(f"{type(exc).__name__}: {exc}")
+                log.error("alert channel %s (%s) failed: %s", name, config.type, error)
+                log.debug("alert channel %s (%s): the traceback", name, config.type, exc_info=True)
             else:
                 return Delivery(name, config.type, True, attempt, None, _ms(started))
             if attempt < tries:

@@ -20,12 +20,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from llmops.alerts.channels.base import InvalidChannel, Notification
 from llmops.alerts.channels.registry import ChannelRegistry, resolve
 from llmops.alerts.config import AlertRuleConfig, ChannelConfig, compare
 from llmops.alerts.notify import Delivery, Dispatcher
+from llmops.alerts.redact import masked_option, redact_rule_json, restore_masked
 from llmops.alerts.silences import SilenceService
 from llmops.alerts.statistics import Measurement, Measurer
 from llmops.alerts.tables import alert_events, alert_rules, alert_states
@@ -124,8 +126,9 @@ class RuleView:
     state: RuleState | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """As listings show it: the secrets of in-place channels masked (see :mod:`.redact`)."""
         return {
-            **self.config.as_json(),
+            **redact_rule_json(self.config.as_json()),
             "source": self.source,
             "revision": self.revision,
             "updated_at": self.updated_at,
@@ -272,23 +275,30 @@ class AlertService:
 
     def create(self, config: AlertRuleConfig, actor: Actor | None = None) -> RuleView:
         self.check(config)
+        _refuse_masks(config)
+        taken = AlertConflict(f"an alert rule named {config.name!r} exists already", param="name")
         if any(view.config.name == config.name for view in self.all(with_state=False)):
-            raise AlertConflict(f"an alert rule named {config.name!r} exists already", param="name")
+            raise taken
         now = datetime.now(UTC)
-        with self._engine.begin() as connection:
-            connection.execute(
-                insert(alert_rules).values(
-                    name=config.name, config=config.as_json(), revision=1, created_at=now, updated_at=now
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    insert(alert_rules).values(
+                        name=config.name, config=config.as_json(), revision=1, created_at=now, updated_at=now
+                    )
                 )
-            )
-            self._record(actor, "alert.create", config.name, None, config, connection)
+                self._record(actor, "alert.create", config.name, None, config, connection)
+        except IntegrityError:  # stored meanwhile, or a stored row that no longer reads (not listed)
+            raise taken from None
         return self.get(config.name)
 
     def replace(self, name: str, config: AlertRuleConfig, actor: Actor | None = None) -> RuleView:
         before = self._stored_view(name)
         if config.name != name:
             raise InvalidAlert("the name in the body differs from the one in the path", param="name")
+        config = restore_masked(config, before.config)  # a listing's rule sent back keeps its secrets
         self.check(config)
+        _refuse_masks(config)
         with self._engine.begin() as connection:
             connection.execute(
                 update(alert_rules)
@@ -341,9 +351,17 @@ class AlertService:
             for row in rows
         }  # fmt: skip
 
-    def save_round(self, states: Iterable[RuleState], events: Iterable[AlertEvent], keep: set[str]) -> None:
+    def save_round(
+        self,
+        states: Iterable[RuleState],
+        events: Iterable[AlertEvent],
+        keep: set[str],
+        fence: Callable[[Connection], bool] | None = None,
+    ) -> bool:
         """One evaluation's outcome in one transaction: the states, the new events; states of rules no
-        longer in force (``keep`` lists those that are) are dropped."""
+        longer in force (``keep`` lists those that are) are dropped. With ``fence`` (the evaluator's
+        lease, checked in the same transaction) a replica that lost the lease records its events but
+        leaves the states to the new leader; False then."""
         rows = [
             {
                 "rule": state.rule, "state": state.state, "since": state.since, "active_at": state.active_at,
@@ -353,6 +371,9 @@ class AlertService:
             for state in states
         ]  # fmt: skip
         with self._engine.begin() as connection:
+            if fence is not None and not fence(connection):
+                self._insert_events(connection, list(events))
+                return False
             known = set(connection.execute(select(alert_states.c.rule)).scalars())
             gone = known - keep
             if gone:
@@ -365,6 +386,7 @@ class AlertService:
                 else:
                     connection.execute(insert(alert_states).values(**row))
             self._insert_events(connection, list(events))
+        return True
 
     def record_event(self, event: AlertEvent) -> None:
         with self._engine.begin() as connection:
@@ -408,13 +430,13 @@ class AlertService:
         attempt each) and record it in the history."""
         import asyncio
 
-        rule = self.get(name).config
+        rule = (await asyncio.to_thread(self.get, name)).config  # database reads: off the event loop
         measurement = await asyncio.to_thread(self.measure, rule)
         value = measurement.value
         holds = None if value is None else compare(value, rule.comparison, rule.threshold)
         if not send:
             return TestResult(name, measurement, holds)
-        self.check(rule)
+        await asyncio.to_thread(self.check, rule)  # may read the channel entry points the first time
         notification = notification_for(rule, "test", value, measurement.until, None)
         deliveries = await self.dispatcher.deliver(notification, self.channels_of(rule), attempts=1)
         event = AlertEvent(
@@ -464,10 +486,16 @@ class AlertService:
             action,
             "alert",
             name,
-            before=before.as_json() if before else None,
-            after=after.as_json() if after else None,
+            before=redact_rule_json(before.as_json()) if before else None,
+            after=redact_rule_json(after.as_json()) if after else None,
             connection=connection,
         )
+
+
+def _refuse_masks(config: AlertRuleConfig) -> None:
+    where = masked_option(config)
+    if where is not None:
+        raise InvalidAlert(f"{where}: a masked value, as listings show it; give the full value", param=where)
 
 
 def _event(row: Any) -> AlertEvent:

@@ -563,7 +563,7 @@ def _adjust(results: Sequence[CheckResult], alpha: float) -> None:
     tested = [result for result in results if result.p_value is not None]
     for result, adjusted in zip(tested, holm([r.p_value or 0.0 for r in tested]), strict=True):
         result.p_adjusted = adjusted
-        result.flagged = (result.p_value or 1.0) < alpha
+        result.flagged = result.p_value is not None and result.p_value < alpha  # 0.0 is flagged too
         result.status = "drift" if adjusted < alpha else "ok"
 
 

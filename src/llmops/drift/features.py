@@ -6,8 +6,9 @@ prompt and the caller's team, or a dataset version (``NAME@V``: its rows' ``inpu
 prompts and ``expected``/``completion`` as answers).
 
 :func:`trace_sample` counts every trace of the window and its errors and thumbs with SQL aggregates,
-then draws a seeded uniform sample of at most ``size`` traces (reservoir sampling over the ids, in
-time order, so the same data and seed give the same sample) and reads only their content. The text of
+then lets the database draw a seeded uniform sample of at most ``size`` trace ids (:func:`sample_ids`:
+only those ids leave it, so a window of millions of traces costs a top-``size`` sort in the database,
+not a pass in Python) and reads only their content. The same data and seed give the same sample. The text of
 a prompt is the last user message (or the completion prompt, or the embedding input), so that a
 constant system prompt or a repeated history does not hide what users ask; lengths are in characters.
 
@@ -42,11 +43,13 @@ __all__ = [
     "parse_window",
     "prompt_of_request",
     "prompt_of_row",
+    "sample_ids",
     "sample_rows",
     "trace_sample",
 ]
 
 FETCH_CHUNK = 500  # ids per content query
+_TAIL_START, _TAIL_BITS = 13, 80  # trace ids: 12 hex digits of time, then 20 random (or hashed) ones
 
 # Openings of answers that decline (lower case, straight apostrophes); matched in the first 300 characters.
 REFUSAL_PHRASES: tuple[str, ...] = (
@@ -280,7 +283,7 @@ def trace_sample(engine: Engine, where: TraceFilter, size: int, seed: int) -> Sa
         thumbs_up=int(thumbs.get("up", 0)),
         thumbs_down=int(thumbs.get("down", 0)),
     )
-    ids, _ = _reservoir(_trace_ids(engine, conditions), size, random.Random(seed))
+    ids = sample_ids(engine, conditions, size, seed)
     sample.sampled = len(ids)
     for request, response_text, status in _contents(engine, sorted(ids)):
         prompt = prompt_of_request(request)
@@ -293,12 +296,25 @@ def trace_sample(engine: Engine, where: TraceFilter, size: int, seed: int) -> Sa
     return sample
 
 
-def _trace_ids(engine: Engine, conditions: list[ColumnElement[bool]]) -> Iterator[str]:
-    query = select(traces.c.id).where(*conditions).order_by(traces.c.started_at, traces.c.id)
+def sample_ids(engine: Engine, conditions: list[ColumnElement[bool]], size: int, seed: int) -> list[str]:
+    """A seeded uniform sample of at most ``size`` ids of the traces matching ``conditions``, drawn by the
+    database.
+
+    A trace id ends in 20 hex digits that are random (:func:`llmops.ids.new_id`) or a hash (OTLP ingest),
+    unrelated to what the trace holds. In the circular order of those tails, the ``size`` ids that follow
+    a seeded random pivot are a uniform sample of the window: two ``ORDER BY tail LIMIT`` queries (at or
+    after the pivot, then from the start) return them, and nothing else leaves the database.
+    """
+    pivot = f"{random.Random(seed).getrandbits(_TAIL_BITS):0{_TAIL_BITS // 4}x}"
+    tail = func.substr(traces.c.id, _TAIL_START)
+    chosen: list[str] = []
     with engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, yield_per=5000).execute(query)
-        for (trace_id,) in result:
-            yield trace_id
+        for part in (tail >= pivot, tail < pivot):
+            if len(chosen) >= size:
+                break
+            query = select(traces.c.id).where(*conditions, part).order_by(tail, traces.c.id)
+            chosen += connection.execute(query.limit(size - len(chosen))).scalars().all()
+    return chosen
 
 
 def _contents(engine: Engine, ids: list[str]) -> Iterator[tuple[Any, str | None, str]]:

@@ -11,7 +11,7 @@ The MiniLM embedder and the language identifier load on first use and are shared
 copies of one service. A check runs in the calling thread (the admin API runs it in a worker thread):
 on two cores, 1,000 prompts a side take about two seconds, most of it embedding.
 
-Errors: :class:`DriftError` (400) for a bad request (window, prompt, sample, alpha, check name),
+Errors: :class:`DriftError` (400) for a bad request (window, prompt, sample, alpha, seed, check name),
 :class:`DriftCheckNotFound` (404), and the datasets' ``DatasetNotFound`` for an unknown reference.
 """
 
@@ -50,6 +50,7 @@ DEFAULT_REFERENCE = "7d..1d"
 MIN_SAMPLE, MAX_SAMPLE = 20, 100_000
 MIN_PERMUTATIONS, MAX_PERMUTATIONS = 99, 100_000
 MAX_LIST = 500
+MAX_SEED = 2**32 - 1  # numpy's generators take no negative seed
 _PROMPT = re.compile(r"(?P<name>[^@\x00]{1,200})(?:@(?P<version>[0-9]{1,9}))?")
 _CHECK_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -223,6 +224,8 @@ class DriftService:
                 f"permutations: must be {MIN_PERMUTATIONS} to {MAX_PERMUTATIONS}, got {permutations}",
                 param="permutations",
             )
+        if not 0 <= request.seed <= MAX_SEED:
+            raise DriftError(f"seed: must be 0 to {MAX_SEED}, got {request.seed}", param="seed")
         unknown = sorted(set(request.checks or ()) - set(CHECK_NAMES))
         if unknown:
             raise DriftError(

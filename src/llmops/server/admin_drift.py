@@ -41,6 +41,14 @@ _WINDOW_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
 _PROMPT_PATTERN = r"^[^@\x00]{1,200}(@[0-9]{1,9})?$"
 CheckId = Annotated[str, Path(description="A drift check's id (32 hex digits).", pattern=r"^[0-9a-f]{32}$")]
 _NOT_FOUND = {404: "No stored drift check has this id (or it is another team's)."}
+# The page quotes users' prompts (escaped): should escaping ever slip, the browser still runs no script
+# and fetches nothing.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 async def _team_drift(request: Request, principal: Caller) -> DriftService:
@@ -243,6 +251,6 @@ def drift_routes(services: Services) -> APIRouter:
     )
     def get_drift_report_html(service: TeamDrift, check_id: CheckId) -> HTMLResponse:
         """One drift check as a self-contained HTML page with its plots (inline SVG, no script)."""
-        return HTMLResponse(render_html(service.get_check(check_id)))
+        return HTMLResponse(render_html(service.get_check(check_id)), headers=_PAGE_HEADERS)
 
     return router

@@ -26,7 +26,7 @@ from llmops.server.asgi import (
     send_bytes,
     send_error,
 )
-from llmops.tracing.otel.ingest import PROTOBUF, OtlpIngest, SpansNotStored
+from llmops.tracing.otel.ingest import PROTOBUF, OtlpIngest, SpansNotStored, media_type
 
 log = logging.getLogger("llmops.server")
 
@@ -49,6 +49,7 @@ class OtlpRoute:
             )
             if scope["method"] != "POST":
                 raise GatewayError(405, f"{PATH} accepts POST only", headers=[(b"allow", b"POST")])
+            media_type(header(scope, b"content-type"))  # 415 before a body we cannot read is received
             body = await read_body(scope, receive, self._limit)
             result = await self._ingest.ingest(
                 body,

@@ -91,7 +91,17 @@ class Notification:
             "active_since": self.active_since.isoformat() if self.active_since else None,
             "at": self.at.isoformat(),
             "event_id": self.event_id,
+            "dedup_key": self.dedup_key,
         }
+
+    @property
+    def dedup_key(self) -> str:
+        """The same for every sending of one message about one episode (a firing, its resolution):
+        sending is at least once, so a receiver that sees a key twice can drop the second."""
+        since = self.active_since.isoformat() if self.active_since else self.at.isoformat()
+        kind = "firing" if self.status == "repeat" else self.status
+        suffix = f":{self.at.isoformat()}" if self.status in ("repeat", "test") else ""
+        return f"{self.rule}:{kind}:{since}{suffix}"
 
 
 class Channel(ABC):

@@ -183,6 +183,11 @@ def is_model_call(attributes: Mapping[str, Any]) -> bool:
     return _model_name(attributes) is not None
 
 
+def _openinference_operation(attributes: Mapping[str, Any]) -> str | None:
+    kind = attributes.get("openinference.span.kind")
+    return "embeddings" if isinstance(kind, str) and kind.upper() == "EMBEDDING" else None
+
+
 def model_call(attributes: Mapping[str, Any], *, content: bool = True) -> ModelCall | None:
     """The model call a span describes, or None when it is another kind of span (an agent step,
     a tool, a retriever, a web request). ``content``: keep the messages (request, response text)."""
@@ -196,7 +201,8 @@ def model_call(attributes: Mapping[str, Any], *, content: bool = True) -> ModelC
             attributes, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "llm.vendor"
         ),
         response_model=_text(attributes, "gen_ai.response.model", "llm.response.model"),
-        operation=_text(attributes, "gen_ai.operation.name", "llm.request.type"),
+        operation=_text(attributes, "gen_ai.operation.name", "llm.request.type")
+        or _openinference_operation(attributes),
         prompt_tokens=_integer(
             attributes,
             "gen_ai.usage.input_tokens",
@@ -221,8 +227,14 @@ def model_call(attributes: Mapping[str, Any], *, content: bool = True) -> ModelC
 
 
 def _model_name(attributes: Mapping[str, Any]) -> str | None:
+    """The model asked for; OpenInference names an EMBEDDING span's model ``embedding.model_name``."""
     return _text(
-        attributes, "gen_ai.request.model", "llm.model_name", "gen_ai.response.model", "llm.request.model"
+        attributes,
+        "gen_ai.request.model",
+        "llm.model_name",
+        "embedding.model_name",
+        "gen_ai.response.model",
+        "llm.request.model",
     )
 
 
@@ -267,21 +279,46 @@ def _finish_reason(attributes: Mapping[str, Any]) -> str | None:
     return reason[:40] if reason else None
 
 
-# attribute names that hold messages: kept out of the trace's attributes (they become request/response)
-_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+# attribute names that hold what users and models wrote (messages, documents, tool arguments, the
+# inputs and outputs of workflow steps): kept out of a model call's attributes (they become its request
+# and response), and out of everything stored when ``trace_content`` is off
+_CONTENT_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts.",
+    "llm.prompt_template.variables",
+    "retrieval.documents.",
+    "reranker.input_documents.",
+    "reranker.output_documents.",
+    "embedding.embeddings.",
+)
 _CONTENT_NAMES = frozenset(
     {
         "gen_ai.input.messages",
         "gen_ai.output.messages",
         "gen_ai.system_instructions",
+        "gen_ai.prompt",  # older GenAI conventions (an event's attribute)
+        "gen_ai.completion",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
         "input.value",
         "output.value",
+        "llm.prompts",
+        "reranker.query",
+        "traceloop.entity.input",  # OpenLLMetry's workflow and task spans
+        "traceloop.entity.output",
     }
 )
 
 
 def is_content(name: str) -> bool:
     return name in _CONTENT_NAMES or name.startswith(_CONTENT_PREFIXES)
+
+
+def without_content(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in attributes.items() if not is_content(name)}
 
 
 def _read_content(call: ModelCall, attributes: Mapping[str, Any], keep: bool) -> None:

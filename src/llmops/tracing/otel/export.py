@@ -58,7 +58,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class OtlpMetrics:
-    """The exporter's counters; registered whether or not export is on, so dashboards find them."""
+    """The exporter's counters and queue gauge; registered whether or not export is on, so
+    dashboards and alert rules find them (the queue reads 0 until an exporter sets ``depth``)."""
 
     def __init__(self, registry: MetricsRegistry) -> None:
         self.exported = Counter("llmops_otlp_spans_exported_total", "Spans exported to the OTLP endpoint.")
@@ -67,11 +68,13 @@ class OtlpMetrics:
             "Spans not exported, by reason (queue_full, failed, rejected, shutdown, invalid).",
             ("reason",),
         )
+        self.depth: Callable[[], int] = lambda: 0
         self.exported.inc(amount=0)
         for reason in DROP_REASONS:
             self.dropped.inc((reason,), 0)
         registry.add(self.exported)
         registry.add(self.dropped)
+        registry.add(Gauge("llmops_otlp_queue_depth", "Spans waiting to be exported.", lambda: self.depth()))
 
 
 def traces_url(endpoint: str) -> str:
@@ -120,13 +123,11 @@ class OtlpExporter:
         self._session: aiohttp.ClientSession | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-otlp-export")
         self.retry_base_seconds = 0.5  # the first back-off; doubled each try
+        metrics.depth = lambda: len(self._queue)
 
     @property
     def depth(self) -> int:
         return len(self._queue)
-
-    def gauge(self) -> Gauge:
-        return Gauge("llmops_otlp_queue_depth", "Spans waiting to be exported.", lambda: len(self._queue))
 
     # ---- the writer's side (event loop) ---------------------------------------------------------
 
@@ -175,7 +176,8 @@ class OtlpExporter:
         queue = self._queue
         return [queue.popleft() for _ in range(min(len(queue), self._batch_size))]
 
-    async def _send(self, rows: list[TraceRow], *, final: bool) -> None:
+    async def _send(self, rows: list[TraceRow], *, final: bool) -> bool:
+        """Send one batch (retried unless ``final``); False when the endpoint could not be reached."""
         addresses = self._addresses(rows)
         loop = asyncio.get_running_loop()
         try:
@@ -183,20 +185,21 @@ class OtlpExporter:
         except Exception as exc:  # boundary: a row we cannot encode is a bug; count it, keep going
             log.exception("cannot encode %d spans for OTLP export", len(rows), exc_info=exc)
             self._drop("invalid", len(rows))
-            return
+            return True
         attempts = 1 if final else _ATTEMPTS
         for attempt in range(attempts):
             outcome, wait = await self._post(body, len(rows))
             if outcome is not None:
                 if outcome:
                     self._drop(outcome, len(rows))
-                return
+                return True
             if attempt + 1 == attempts or self._closing:
                 break
             pause = wait if wait is not None else self.retry_base_seconds * 2**attempt
             with contextlib.suppress(TimeoutError):  # back off, unless the exporter is closing
                 await asyncio.wait_for(self._stopping.wait(), pause)
         self._drop("shutdown" if self._closing else "failed", len(rows))
+        return False
 
     async def _post(self, body: bytes, count: int) -> tuple[str | None, float | None]:
         """("", None) sent, (reason, None) dropped for good, (None, wait) worth a retry."""
@@ -252,7 +255,11 @@ class OtlpExporter:
     # ---- shutdown -------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Send what is queued (one try each batch), then stop; the rest is counted as dropped."""
+        """Send what is queued (one try each batch), then stop; the rest is counted as dropped.
+
+        The first batch that cannot be delivered ends it: a collector that hangs costs shutdown one
+        ``otlp_timeout_seconds``, not one per queued batch.
+        """
         if self._closing:
             return
         self._closing = True
@@ -262,7 +269,8 @@ class OtlpExporter:
             await self._task
         try:
             while self._queue and self._session is not None:
-                await self._send(self._take(), final=True)
+                if not await self._send(self._take(), final=True):
+                    break
         finally:
             if self._queue:
                 self._drop("shutdown", len(self._queue))

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from llmops.errors import UserError
-from llmops.tracing.otel.conventions import ModelCall, is_content, model_call
+from llmops.tracing.otel.conventions import ModelCall, model_call, without_content
 from llmops.tracing.otel.spans import SpanRepository
 from llmops.tracing.otel.traceparent import ZERO_SPAN_ID, ZERO_TRACE_ID
 from llmops.tracing.record import TraceRecord, without_nul
@@ -123,16 +123,23 @@ def decompressed(body: bytes, content_encoding: bytes | None, limit: int) -> byt
     if encoding != b"gzip":
         shown = encoding.decode("latin-1")
         raise UnsupportedMediaType(f"Content-Encoding {shown!r}: send gzip or none", param="content-encoding")
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise InvalidOtlpBody(f"the body is not valid gzip: {exc}") from exc
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise OtlpBodyTooLarge(f"the inflated body is larger than {limit} bytes")
-    if not inflater.eof:
-        raise InvalidOtlpBody("the gzip body is truncated")
-    return data
+    parts: list[bytes] = []
+    size, rest = 0, body
+    while True:  # gzip members one after another (RFC 1952) inflate to their concatenation
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            data = inflater.decompress(rest, limit - size + 1)
+        except zlib.error as exc:
+            raise InvalidOtlpBody(f"the body is not valid gzip: {exc}") from exc
+        size += len(data)
+        if size > limit or inflater.unconsumed_tail:
+            raise OtlpBodyTooLarge(f"the inflated body is larger than {limit} bytes")
+        if not inflater.eof:
+            raise InvalidOtlpBody("the gzip body is truncated")
+        parts.append(data)
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(parts)
 
 
 def decode(body: bytes, json: bool) -> Decoded:
@@ -297,6 +304,18 @@ def span_row(span: IngestedSpan, api_key_id: str | None, received_at: datetime) 
     return cleaned
 
 
+def _drop_content(span: IngestedSpan) -> None:
+    """``trace_content`` off: no messages, documents or tool arguments, in attributes or events."""
+    span.attributes = without_content(span.attributes)
+    for event in span.events:
+        if "attributes" in event:
+            kept = without_content(event["attributes"])
+            if kept:
+                event["attributes"] = kept
+            else:
+                del event["attributes"]
+
+
 # ---- the service ---------------------------------------------------------------------------------
 
 
@@ -364,9 +383,9 @@ class OtlpIngest:
         now = datetime.now(UTC)
         for span in decoded.spans:
             call = model_call(span.attributes, content=self._record_content)
+            if not self._record_content:
+                _drop_content(span)
             if call is None:
-                if not self._record_content:
-                    span.attributes = {k: v for k, v in span.attributes.items() if not is_content(k)}
                 span_rows.append(span_row(span, api_key_id, now))
             else:
                 records.append(trace_record(span, call, api_key_id, self._cost_of))

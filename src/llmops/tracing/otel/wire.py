@@ -106,8 +106,8 @@ def _fix_ids(item: Any) -> None:
         if isinstance(value, str):
             try:
                 raw = bytes.fromhex(value)
-            except ValueError:
-                raw = b""  # an invalid id: the span is rejected (partial success), not the whole body
+            except ValueError:  # an invalid id: the span is rejected (partial success), not the body
+                raw = b"\x00"  # of no valid length, so that a bad parent id is not taken for none
             item[key] = base64.b64encode(raw).decode()
 
 
