@@ -243,7 +243,7 @@ async def run_checks(
         try:
             verdict = rule.guard.check(result.text, context)
         except Exception as exc:  # boundary: a broken check must not break the request; it fails closed
-            verdict = _failure(rule, exc)
+            verdict = failed_check(rule, exc)
         if on_passes is not None and not verdict.triggered:
             passes.append(Pass(rule, verdict, time.perf_counter() - began))
             continue
@@ -314,11 +314,11 @@ async def _safe_acheck(rule: Rule, text: str, context: CheckContext) -> tuple[Ve
     try:
         verdict = await rule.guard.acheck(text, context)
     except Exception as exc:  # boundary, as for fast checks in run_checks
-        verdict = _failure(rule, exc)
+        verdict = failed_check(rule, exc)
     return verdict, time.perf_counter() - began
 
 
-def _failure(rule: Rule, exc: Exception) -> Verdict:
+def failed_check(rule: Rule, exc: Exception) -> Verdict:
     """A check that raised: triggered (fail closed) unless the rule says ``fail_open: true``."""
     import logging
 

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from llmops.guardrails.base import CheckContext, Finding
-from llmops.guardrails.engine import Decision, Rule, run_checks
+from llmops.guardrails.engine import Decision, Rule, failed_check, run_checks
 from llmops.guardrails.redaction import redact_spans
 
 
@@ -141,7 +141,10 @@ class StreamGuard:
         self._windows += 1
         for index, rule in enumerate(self._fast):
             began = time.perf_counter()
-            verdict = rule.guard.check(text, self._context)
+            try:
+                verdict = rule.guard.check(text, self._context)
+            except Exception as exc:  # boundary, as in run_checks: fails closed unless fail_open
+                verdict = failed_check(rule, exc)
             self._seconds[index] += time.perf_counter() - began
             if not verdict.triggered:
                 continue

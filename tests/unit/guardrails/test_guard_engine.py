@@ -286,3 +286,31 @@ def test_stream_blocked_by_one_rule_records_the_others_as_passes_first() -> None
     assert [(d.guardrail, d.action) for d in seen] == [("len", "pass"), ("w", "block")]
     asyncio.run(guard.finish())  # nothing more is recorded after a block
     assert len(seen) == 2
+
+
+def test_a_stream_check_that_raises_fails_closed_unless_told_otherwise() -> None:
+    registry = GuardrailRegistry()
+
+    @guardrail("broken")
+    def broken(text: str) -> bool:
+        raise RuntimeError("boom")
+
+    registry.register("broken", broken)
+    for fail_open, blocked in ((False, True), (True, False)):
+        chosen = rules(
+            {"name": "b", "type": "broken", "stage": "output", "fail_open": fail_open}, registry=registry
+        )
+        seen: list[Decision] = []
+        guard = StreamGuard(
+            chosen.rules,
+            [],
+            CheckContext("output"),
+            kind="chat",
+            window=4,
+            on_decision=seen.append,
+            error_event=lambda decision: b'data: {"error": 1}\n\n',
+        )
+        guard.feed(_chunk("hello there"))
+        asyncio.run(guard.finish())
+        assert (guard.blocked is not None) is blocked
+        assert seen[-1].action == ("block" if blocked else "pass")
