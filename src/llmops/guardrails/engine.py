@@ -77,21 +77,39 @@ class Decision:
         return self.action != "pass"
 
     def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "guardrail": self.guardrail,
-            "type": self.type,
-            "stage": self.stage,
-            "action": self.action,
-            "score": round(self.score, 4),
-            "ms": round(self.ms, 3),
-        }
-        if self.reason:
-            data["reason"] = self.reason
-        if self.mode != "blocking":
-            data["mode"] = self.mode
-        if self.details:
-            data["details"] = self.details
-        return data
+        return trace_entry(
+            self.guardrail, self.type, self.stage, self.action, self.score, self.ms, self.reason, self.mode,
+            self.details,
+        )  # fmt: skip
+
+
+def trace_entry(
+    guardrail: str,
+    kind: str,
+    stage: str,
+    action: str,
+    score: float,
+    ms: float,
+    reason: str,
+    mode: str,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    """One decision as the trace keeps it (``attributes.guardrails``): defaults left out."""
+    data: dict[str, Any] = {
+        "guardrail": guardrail,
+        "type": kind,
+        "stage": stage,
+        "action": action,
+        "score": round(score, 4),
+        "ms": round(ms, 3),
+    }
+    if reason:
+        data["reason"] = reason
+    if mode != "blocking":
+        data["mode"] = mode
+    if details:
+        data["details"] = details
+    return data
 
 
 RoleGroup = tuple[tuple[str, ...], tuple[Rule, ...]]
